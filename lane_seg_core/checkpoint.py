@@ -1,0 +1,131 @@
+"""Checkpoints: everything evaluation and the node need, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .model import ModelConfig, SegNet
+from .postprocess import PostprocessConfig
+from .preprocess import Preprocessing
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_config", "preprocessing", "loss", "postprocess", "state_dict")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class Checkpoint:
+    """The settings and weights of a trained model (plus optional training state)."""
+
+    model_config: ModelConfig
+    preprocessing: Preprocessing
+    loss: dict[str, Any]  # delta_var, delta_dist, seg_kind, ...
+    postprocess: PostprocessConfig
+    state_dict: dict[str, torch.Tensor]
+    train_args: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+    training_state: dict[str, Any] | None = None  # optimizer, scheduler, step, RNG; only for resuming
+
+    def build_model(self) -> SegNet:
+        """A SegNet with these weights, in eval mode, on the CPU."""
+        model = SegNet.from_config(self.model_config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+    def to_dict(self, with_training_state: bool = True) -> dict[str, Any]:
+        d = {
+            "format_version": FORMAT_VERSION,
+            "code_version": self.code_version or code_version(),
+            "model_config": self.model_config.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(),
+            "loss": dict(self.loss),
+            "postprocess": self.postprocess.to_dict(),
+            "train_args": dict(self.train_args),
+            "metrics": dict(self.metrics),
+            "state_dict": self.state_dict,
+        }
+        if with_training_state and self.training_state is not None:
+            d["training_state"] = self.training_state
+        return d
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike, with_training_state: bool = True) -> Path:
+    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(checkpoint.to_dict(with_training_state), tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint safely (no code runs) and check that it has what inference needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: it holds Python objects that could run code when loaded "
+            f"(only tensors and plain data are accepted): {str(exc).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a lane_seg checkpoint (a dict), found {type(raw).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise CheckpointError(f"{path}: not a lane_seg checkpoint, missing {', '.join(missing)}")
+    if raw["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {raw['format_version']} is newer than this lane_seg ({FORMAT_VERSION})"
+        )
+    try:
+        checkpoint = Checkpoint(
+            model_config=ModelConfig(**raw["model_config"]),
+            preprocessing=Preprocessing.from_dict(raw["preprocessing"]),
+            loss=dict(raw["loss"]),
+            postprocess=PostprocessConfig.from_dict(raw["postprocess"]),
+            state_dict=raw["state_dict"],
+            train_args=dict(raw.get("train_args", {})),
+            metrics=dict(raw.get("metrics", {})),
+            code_version=str(raw.get("code_version", "")),
+            training_state=raw.get("training_state"),
+        )
+        checkpoint.build_model()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: inconsistent checkpoint: {exc}") from None
+    return checkpoint
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when there is one."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return f"{__version__}+g{commit}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__

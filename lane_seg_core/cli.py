@@ -1,0 +1,137 @@
+"""The `lane-seg` command: synth, train, eval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+BUILTIN_CHECKPOINT = Path(__file__).parent / "weights" / "lane_seg_synth.pt"
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="write a synthetic dataset in tuSimple's format")
+    p.add_argument("--out", required=True, help="output folder (clips/... and label_data_<name>.json)")
+    p.add_argument("--count", type=int, required=True, help="number of frames")
+    p.add_argument("--seed", type=int, default=0, help="random seed; frame i depends only on (seed, i)")
+    p.add_argument("--name", default="synth", help="label file suffix: label_data_<name>.json")
+    p.add_argument("--workers", type=int, default=2, help="processes")
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from .synth import generate_dataset
+
+    path = generate_dataset(args.out, args.count, args.seed, name=args.name, workers=args.workers, progress=True)
+    print(f"wrote {args.count} frames, labels in {path}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig(data="", out="")
+    p = sub.add_parser("train", help="train SegNet on a tuSimple-format folder")
+    p.add_argument("--data", required=True, help="training folder with label_data_*.json and clips/")
+    p.add_argument("--val", help="validation folder; picks the lane threshold and best.pt")
+    p.add_argument("--out", required=True, help="run folder for last.pt, best.pt and tensorboard/")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (warm-up, then cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--img-size", type=int, nargs=2, metavar=("W", "H"), default=list(d.img_size),
+                   help="network input size, multiples of 32")
+    p.add_argument("--crop-top", type=float, default=d.crop_top, help="fraction of rows cut off the top")
+    p.add_argument("--width", type=float, default=d.width, help="channel multiplier (1.0 = the original SegNet)")
+    p.add_argument("--pretrained", help="local torchvision vgg16_bn state dict for the encoder (width 1.0)")
+    p.add_argument("--lane-thickness", type=int, default=d.lane_thickness, help="lane width in input pixels")
+    p.add_argument("--delta-var", type=float, default=d.delta_var)
+    p.add_argument("--delta-dist", type=float, default=d.delta_dist)
+    p.add_argument("--seg-loss", dest="seg_kind", choices=("weighted_ce", "focal", "ce"), default=d.seg_kind)
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
+    p.add_argument("--val-every", type=int, default=d.val_every, help="steps between validations")
+    p.add_argument("--val-frames", type=int, default=d.val_frames)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, Trainer
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
+    metrics = Trainer(TrainConfig(**fields)).run()
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    print(f"done: {shown or 'no validation figures (no --val)'}; checkpoints in {args.out}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="predict a labelled tuSimple folder and score it with the official rules")
+    p.add_argument("--data", required=True, help="folder with label_data_*.json or test_label.json")
+    p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint (default: the built-in model)")
+    p.add_argument("--out", help="write the predictions here (tuSimple submission format)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_folder
+    from .inference import LaneDetector
+
+    detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
+    if args.lane_threshold is not None:
+        detector = detector.with_settings(lane_threshold=args.lane_threshold)
+    score = evaluate_folder(detector, args.data, args.out, args.batch_size)
+    print(f"frames={score.frames} F1={score.f1:.4f}" + (f" predictions={args.out}" if args.out else ""))
+    print(score.summary())
+    return 0
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score a tuSimple prediction file against ground truth (official rules)")
+    p.add_argument("pred", help="predictions, one JSON object per line with raw_file, lanes, run_time")
+    p.add_argument("gt", nargs="+", help="ground-truth label file(s)")
+    p.set_defaults(func=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from .metrics import evaluate_tusimple
+
+    score = evaluate_tusimple(args.pred, args.gt)
+    print(f"frames={score.frames} F1={score.f1:.4f}")
+    print(score.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lane-seg", description="Lane instance segmentation (SegNet + discriminative loss).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_synth, _add_train, _add_eval, _add_score):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"lane-seg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lane-seg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""From network outputs to lanes: lane-pixel threshold, embedding clustering, polyline fit."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .preprocess import InputGeometry
+from .tusimple import ABSENT
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Settings that turn outputs into lanes; stored in every checkpoint, overridable at run time."""
+
+    lane_threshold: float = 0.5  # lane probability above which a pixel belongs to a lane
+    bandwidth: float = 1.0  # embedding radius of one lane around its centre (the paper: 2 * delta_var)
+    min_pixels: int = 20  # clusters with fewer network-input pixels are dropped
+    poly_degree: int = 2  # degree of the x(y) polynomial fitted to each lane
+    max_lanes: int = 6  # keep at most this many lanes, the largest ones
+
+    def __post_init__(self) -> None:
+        _check_range("lane_threshold", self.lane_threshold, 0.0, 1.0, open_low=True, open_high=True)
+        _check_range("bandwidth", self.bandwidth, 0.0, float("inf"), open_low=True)
+        _check_range("min_pixels", self.min_pixels, 1, 10**7)
+        _check_range("poly_degree", self.poly_degree, 1, 5)
+        _check_range("max_lanes", self.max_lanes, 1, 255)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "PostprocessConfig":
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_range(name: str, value: float, low: float, high: float, open_low: bool = False, open_high: bool = False):
+    too_low = value <= low if open_low else value < low
+    too_high = value >= high if open_high else value > high
+    if too_low or too_high:
+        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        raise ValueError(f"PostprocessConfig.{name} must be in {interval}, got {value}")
+
+
+@dataclass
+class Lane:
+    """One lane instance; `points` float32 [N,2] (x, y) image pixels from the bottom of the image up."""
+
+    id: int
+    points: np.ndarray
+    confidence: float
+    pixel_count: int
+    coefficients: np.ndarray  # x = polyval(coefficients, y), image pixels
+    y_range: tuple[float, float]  # (top, bottom) rows the lane covers
+
+    def resample(self, rows: Sequence[int], image_width: int) -> list[float]:
+        """x at each row (tuSimple `h_samples`), ABSENT outside the lane's rows or the image."""
+        top, bottom = self.y_range
+        rows = np.asarray(rows, dtype=np.float64)
+        xs = np.polyval(self.coefficients, rows)
+        valid = (rows >= top) & (rows <= bottom) & (xs >= 0) & (xs < image_width)
+        return [round(float(x), 1) if ok else float(ABSENT) for x, ok in zip(xs, valid)]
+
+
+def cluster_embeddings(embedding: torch.Tensor, bandwidth: float, min_points: int = 10) -> torch.Tensor:
+    """Group [N,D] embeddings into lanes; returns [N] long labels 0..K-1, -1 for noise, on the same device.
+
+    Greedy mean shift: start at the densest unassigned point, move the centre to the mean of the
+    points within `bandwidth` until it settles, take those points as one cluster, repeat.
+    """
+    n = embedding.shape[0]
+    labels = torch.full((n,), -1, dtype=torch.long, device=embedding.device)
+    if n == 0:
+        return labels
+    x = embedding.float()
+    density = (torch.cdist(x, x) < bandwidth).sum(dim=1)
+    unassigned = torch.ones(n, dtype=torch.bool, device=x.device)
+    next_label = 0
+    while int(unassigned.sum()) >= min_points:
+        seed = torch.where(unassigned, density, -1).argmax()
+        centre = x[seed]
+        for _ in range(10):
+            near = unassigned & ((x - centre).norm(dim=1) < bandwidth)
+            new_centre = x[near].mean(dim=0)
+            if (new_centre - centre).norm() < 1e-3 * bandwidth:
+                break
+            centre = new_centre
+        members = unassigned & ((x - centre).norm(dim=1) < bandwidth)
+        members[seed] = True
+        if int(members.sum()) >= min_points:
+            labels[members] = next_label
+            next_label += 1
+        unassigned &= ~members
+    return labels
+
+
+def lanes_from_outputs(
+    lane_prob: torch.Tensor,
+    embedding: torch.Tensor,
+    geometry: InputGeometry,
+    image_size: tuple[int, int],
+    config: PostprocessConfig,
+) -> list[Lane]:
+    """lane_prob [H,W] and embedding [D,H,W] of one image -> lanes left to right at the bottom."""
+    mask = lane_prob > config.lane_threshold
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    if ys.numel() < config.min_pixels:
+        return []
+    labels = cluster_embeddings(embedding[:, ys, xs].T, config.bandwidth, config.min_pixels)
+    probs = lane_prob[ys, xs]
+    ys_np, xs_np, labels_np, probs_np = (t.cpu().numpy() for t in (ys, xs, labels, probs))
+    lanes = []
+    for k in range(int(labels_np.max()) + 1 if labels_np.size else 0):
+        sel = labels_np == k
+        lane = _fit_lane(xs_np[sel], ys_np[sel], float(probs_np[sel].mean()), geometry, image_size, config)
+        if lane is not None:
+            lanes.append(lane)
+    lanes.sort(key=lambda lane: lane.pixel_count, reverse=True)
+    lanes = sorted(lanes[: config.max_lanes], key=lambda lane: lane.points[0, 0])
+    for i, lane in enumerate(lanes, start=1):
+        lane.id = i
+    return lanes
+
+
+def _fit_lane(
+    xs: np.ndarray, ys: np.ndarray, confidence: float, geometry: InputGeometry,
+    image_size: tuple[int, int], config: PostprocessConfig,
+) -> Lane | None:
+    """Fit x(y) through the row centroids of one cluster's input pixels, in image pixels."""
+    rows, inverse, counts = np.unique(ys, return_inverse=True, return_counts=True)
+    if len(rows) < 2:
+        return None
+    centroids = np.bincount(inverse, weights=xs) / counts
+    image_xy = geometry.to_image(np.stack([centroids, rows], axis=1))
+    degree = min(config.poly_degree, len(rows) - 1)
+    coefficients = np.polyfit(image_xy[:, 1], image_xy[:, 0], degree, w=np.sqrt(counts))
+    half_row = 0.5 / geometry.scale_y
+    top, bottom = image_xy[0, 1] - half_row, image_xy[-1, 1] + half_row
+    if rows[-1] >= int(round((image_size[1] - geometry.top) * geometry.scale_y)) - 1:
+        bottom = image_size[1] - 1  # touches the last input row: the lane runs to the image bottom
+    sample_ys = np.arange(bottom, top, -min(10.0, bottom - top))
+    points = np.stack([np.polyval(coefficients, sample_ys), sample_ys], axis=1).astype(np.float32)
+    return Lane(0, points, confidence, int(len(xs)), coefficients, (float(top), float(bottom)))

@@ -1,0 +1,351 @@
+"""Training: SegNet on tuSimple-format data with segmentation + discriminative loss, resumable, DDP-ready."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from .checkpoint import Checkpoint, CheckpointError, code_version, load_checkpoint, save_checkpoint
+from .dataset import Augmentation, TuSimpleDataset
+from .evaluate import load_ground_truth, sweep_lane_threshold
+from .inference import LaneDetector, resolve_device
+from .loss import LaneSegLoss
+from .model import SegNet, load_vgg16_bn_encoder
+from .postprocess import PostprocessConfig
+from .preprocess import Preprocessing
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting; saved in the checkpoint as `train_args`."""
+
+    data: str
+    out: str
+    val: str | None = None
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    img_size: tuple[int, int] = (256, 128)  # width, height
+    crop_top: float = 0.2
+    width: float = 1.0
+    pretrained: str | None = None
+    lane_thickness: int = 3
+    delta_var: float = 0.5
+    delta_dist: float = 1.5
+    seg_kind: str = "weighted_ce"
+    augment: bool = True
+    amp: bool = False
+    device: str = "auto"
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+    val_every: int = 500  # steps; validation also runs at the end of every epoch
+    val_frames: int = 200  # at most this many validation frames are scored
+    log_every: int = 20
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("max_steps", self.max_steps is None or self.max_steps >= 1, ">= 1"),
+            ("workers", self.workers >= 0, ">= 0"),
+            ("width", 0 < self.width <= 4, "in (0, 4]"),
+            ("delta_dist", self.delta_dist > self.delta_var > 0, "> delta_var > 0"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} must be {allowed}, got {getattr(self, name)}")
+        self.img_size = tuple(self.img_size)
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(input_width=self.img_size[0], input_height=self.img_size[1], crop_top=self.crop_top)
+
+
+class Distributed:
+    """Rank and world size under torchrun (WORLD_SIZE set), single-process otherwise."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def warmup_cosine(warmup: int, total: int, floor: float = 0.02):
+    """LR multiplier: linear warm-up, then cosine decay to `floor` at `total` steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's batches of one epoch: a permutation that depends only on (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()[rank::world]
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+
+
+class Trainer:
+    """Owns model, optimiser, schedule and data; `run()` trains until epochs or max_steps are done."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        device = resolve_device(cfg.device)
+        self.dist = Distributed(device)
+        if device.type == "cuda" and self.dist.world > 1:
+            device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        self.prep = cfg.preprocessing()
+        torch.manual_seed(cfg.seed)
+        self.model = SegNet(width=cfg.width).to(device)
+        if cfg.pretrained:
+            load_vgg16_bn_encoder(self.model, _load_state_dict(cfg.pretrained))
+        self.ddp_model = (
+            torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            if self.dist.world > 1 else self.model
+        )
+        self.criterion = LaneSegLoss(delta_var=cfg.delta_var, delta_dist=cfg.delta_dist, seg_kind=cfg.seg_kind)
+        self.train_set = TuSimpleDataset(
+            cfg.data, self.prep, cfg.lane_thickness, Augmentation() if cfg.augment else None, seed=cfg.seed
+        )
+        self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * self.dist.world)
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"--batch-size {cfg.batch_size} x {self.dist.world} process(es) is larger than the "
+                f"{len(self.train_set)} training frames in {cfg.data}"
+            )
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(min(cfg.warmup_steps, self.total_steps // 5 + 1), self.total_steps)
+        )
+        self.use_amp = cfg.amp
+        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda")
+        self.step = 0
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.best_metric = -math.inf
+        self.post = PostprocessConfig(bandwidth=2 * cfg.delta_var)
+        self.metrics: dict[str, Any] = {}
+        self.val_records = load_ground_truth(cfg.val)[: cfg.val_frames] if cfg.val else []
+        self.writer = None
+        self._stop = False
+        if cfg.resume:
+            self._resume(self.out / "last.pt")
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _checkpoint(self) -> Checkpoint:
+        training_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "best_metric": self.best_metric,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        train_args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()}
+        return Checkpoint(
+            model_config=self.model.config,
+            preprocessing=self.prep,
+            loss={"delta_var": self.cfg.delta_var, "delta_dist": self.cfg.delta_dist, "seg_kind": self.cfg.seg_kind,
+                  "lane_thickness": self.cfg.lane_thickness},
+            postprocess=self.post,
+            state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            train_args=train_args,
+            metrics=dict(self.metrics, step=self.step, epoch=self.epoch),
+            code_version=code_version(),
+            training_state=training_state,
+        )
+
+    def _resume(self, path: Path) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint to resume at {path}")
+        ckpt = load_checkpoint(path)
+        if ckpt.training_state is None:
+            raise CheckpointError(f"{path}: holds no training state (optimizer, schedule) to resume from")
+        if ckpt.model_config != self.model.config or ckpt.preprocessing != self.prep:
+            raise CheckpointError(
+                f"{path}: was trained with {ckpt.model_config} / {ckpt.preprocessing}, "
+                f"which differs from this command's --width / --img-size / --crop-top"
+            )
+        state = ckpt.training_state
+        self.model.load_state_dict(ckpt.state_dict)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
+        self.best_metric = state["best_metric"]
+        self.post = ckpt.postprocess
+        self.metrics = {k: v for k, v in ckpt.metrics.items() if k not in ("step", "epoch")}
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def save(self, name: str, with_training_state: bool = True) -> Path | None:
+        if not self.dist.main:
+            return None
+        return save_checkpoint(self._checkpoint(), self.out / name, with_training_state)
+
+    # -- training ----------------------------------------------------------------------------------
+    def _loader(self, epoch: int) -> Iterator:
+        self.train_set.set_epoch(epoch)
+        batches = epoch_batches(len(self.train_set), self.cfg.batch_size, self.cfg.seed, epoch, self.dist.rank, self.dist.world)
+        batches = batches[self.step_in_epoch :]  # exact continuation after --resume
+        return iter(DataLoader(
+            self.train_set, batch_sampler=batches, num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        ))
+
+    def train_step(self, batch) -> dict[str, float]:
+        images, binary, instances = (t.to(self.device, non_blocking=True) for t in batch)
+        self.ddp_model.train()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            out = self.ddp_model(images)
+            terms = self.criterion(out.logits, out.embedding, binary, instances)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms.loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if not torch.isfinite(terms.loss):
+            raise FloatingPointError(f"loss became {terms.loss.item()} at step {self.step}; lower --lr or disable --amp")
+        return {k: float(v) for k, v in terms._asdict().items()}
+
+    def validate(self) -> dict[str, float]:
+        """Pick the lane threshold on the validation frames and return their tuSimple figures."""
+        detector = LaneDetector(self.model.eval(), self.prep, self.post)
+        sweep = sweep_lane_threshold(detector, self.cfg.val, self.val_records, THRESHOLDS, self.cfg.batch_size)
+        self.post = replace(self.post, lane_threshold=sweep.best_threshold)
+        score = sweep.best_score
+        return {"val_accuracy": score.accuracy, "val_fp": score.fp, "val_fn": score.fn, "val_f1": score.f1,
+                "lane_threshold": sweep.best_threshold}
+
+    def _after_validation(self, figures: dict[str, float]) -> None:
+        self.metrics.update(figures)
+        if self.writer:
+            for k, v in figures.items():
+                self.writer.add_scalar(f"val/{k}", v, self.step)
+        metric = figures["val_accuracy"] - figures["val_fp"] - figures["val_fn"]
+        if metric > self.best_metric:
+            self.best_metric = metric
+            self.save("best.pt", with_training_state=False)
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end (or until interrupted); returns the last metrics. Writes last.pt and best.pt."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.dist.main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        previous = signal.signal(signal.SIGTERM, self._request_stop)
+        progress = _progress(cfg.progress and self.dist.main, self.total_steps, self.step)
+        try:
+            while self.step < self.total_steps and not self._stop:
+                for batch in self._loader(self.epoch):
+                    figures = self.train_step(batch)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    progress.update(1)
+                    if self.step % cfg.log_every == 0 and self.dist.main:
+                        progress.set_postfix(loss=f"{figures['loss']:.3f}", seg=f"{figures['seg']:.3f}",
+                                             var=f"{figures['var']:.3f}", dist=f"{figures['dist']:.3f}")
+                        for k, v in figures.items():
+                            self.writer.add_scalar(f"train/{k}", v, self.step)
+                        self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+                    if self.val_records and self.dist.main and self.step % cfg.val_every == 0:
+                        self._after_validation(self.validate())
+                        self.save("last.pt")
+                    if self.step >= self.total_steps or self._stop:
+                        break
+                else:
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    self.save("last.pt")
+            if self.val_records and self.dist.main and "val_accuracy" not in self.metrics:
+                self._after_validation(self.validate())
+            self.save("last.pt")
+            if self.dist.main and not (self.out / "best.pt").exists():
+                self.save("best.pt", with_training_state=False)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            progress.close()
+            if self.writer:
+                self.writer.close()
+            self.dist.close()
+        return self.metrics
+
+    def _request_stop(self, *_: Any) -> None:
+        self._stop = True  # finish the current step, write last.pt, exit cleanly
+
+
+def _load_state_dict(path: str) -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--pretrained: file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise CheckpointError(f"--pretrained {path}: cannot be loaded safely: {exc}") from None
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(enabled: bool, total: int, initial: int):
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
