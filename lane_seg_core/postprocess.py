@@ -65,35 +65,47 @@ class Lane:
         return [round(float(x), 1) if ok else float(ABSENT) for x, ok in zip(xs, valid)]
 
 
-def cluster_embeddings(embedding: torch.Tensor, bandwidth: float, min_points: int = 10) -> torch.Tensor:
+def cluster_embeddings(
+    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 2048, max_clusters: int = 32
+) -> torch.Tensor:
     """Group [N,D] embeddings into lanes; returns [N] long labels 0..K-1, -1 for noise, on the same device.
 
-    Greedy mean shift: start at the densest unassigned point, move the centre to the mean of the
-    points within `bandwidth` until it settles, take those points as one cluster, repeat.
+    Greedy mean shift on at most `max_seed_points` evenly spaced points: start at the densest
+    unassigned point, move the centre to the mean of the points within `bandwidth` until it settles,
+    keep it, repeat. Then every point joins its nearest centre if it lies within `bandwidth`.
     """
     n = embedding.shape[0]
     labels = torch.full((n,), -1, dtype=torch.long, device=embedding.device)
-    if n == 0:
+    if n < min_points:
         return labels
     x = embedding.float()
-    density = (torch.cdist(x, x) < bandwidth).sum(dim=1)
-    unassigned = torch.ones(n, dtype=torch.bool, device=x.device)
-    next_label = 0
-    while int(unassigned.sum()) >= min_points:
+    stride = -(-n // max_seed_points)
+    sample = x[::stride]
+    density = (torch.cdist(sample, sample) < bandwidth).sum(dim=1)
+    unassigned = torch.ones(len(sample), dtype=torch.bool, device=x.device)
+    centres = []
+    while len(centres) < max_clusters and int(unassigned.sum()) * stride >= min_points:
         seed = torch.where(unassigned, density, -1).argmax()
-        centre = x[seed]
+        centre = sample[seed]
         for _ in range(10):
-            near = unassigned & ((x - centre).norm(dim=1) < bandwidth)
-            new_centre = x[near].mean(dim=0)
+            new_centre = sample[unassigned & ((sample - centre).norm(dim=1) < bandwidth)].mean(dim=0)
             if (new_centre - centre).norm() < 1e-3 * bandwidth:
                 break
             centre = new_centre
-        members = unassigned & ((x - centre).norm(dim=1) < bandwidth)
+        members = unassigned & ((sample - centre).norm(dim=1) < bandwidth)
         members[seed] = True
-        if int(members.sum()) >= min_points:
-            labels[members] = next_label
-            next_label += 1
+        if int(members.sum()) * stride >= min_points:
+            centres.append(centre)
         unassigned &= ~members
+    if not centres:
+        return labels
+    distance, nearest = torch.cdist(x, torch.stack(centres)).min(dim=1)
+    nearest = torch.where(distance < bandwidth, nearest, -1)
+    counts = torch.bincount(nearest[nearest >= 0], minlength=len(centres))
+    keep = counts >= min_points
+    new_ids = torch.cumsum(keep.long(), 0) - 1  # contiguous ids for the clusters that stay
+    valid = nearest >= 0
+    labels[valid] = torch.where(keep[nearest[valid]], new_ids[nearest[valid]], -1)
     return labels
 
 

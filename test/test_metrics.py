@@ -1,4 +1,4 @@
-"""Tests for lane_seg_core.metrics: the official tuSimple scorer (LaneEval) and CLRNet's F1."""
+"""Tests for lane_seg_core.metrics: the official tuSimple scorer (LaneEval) and F1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from lane_seg_core.metrics import (
     TuSimpleScore,
-    clrnet_f1,
+    tusimple_f1,
     evaluate_tusimple,
     main,
     score_records,
@@ -277,15 +277,13 @@ def test_wrong_lane_length_raises():
 # ---------------------------------------------------------------- F1 and the score object
 
 
-def test_clrnet_f1():
-    # CLRNet: tp = 1 - fp, precision = tp / (tp + fp), recall = tp / (tp + fn)
-    assert clrnet_f1(0.2, 0.3) == pytest.approx(2 * 0.8 * (0.8 / 1.1) / (0.8 + 0.8 / 1.1))
-    assert clrnet_f1(0.2, 0.3) == pytest.approx(1.6 / 2.1)  # = 2TP / (2TP + FP + FN)
-    assert clrnet_f1(0.0, 0.0) == 1.0
-    assert clrnet_f1(1.0, 0.0) == 0.0  # CLRNet would divide 0 by 0 here
-    assert clrnet_f1(1.0, 1.0) == 0.0
+def test_tusimple_f1():
+    assert tusimple_f1(0.2, 0.3) == pytest.approx(2 * 0.8 * 0.7 / 1.5)
+    assert tusimple_f1(0.0, 0.0) == 1.0
+    assert tusimple_f1(0.0, 1.0) == 0.0  # no lane found at all (CLRNet's formula says 0.67 here)
+    assert tusimple_f1(1.0, 1.0) == 0.0
     # CLRNet ResNet-18 on tuSimple: FP 2.28, FN 1.92 -> F1 97.89/97.90
-    assert clrnet_f1(0.0228, 0.0192) == pytest.approx(0.97896, abs=1e-5)
+    assert tusimple_f1(0.0228, 0.0192) == pytest.approx(0.97899, abs=1e-4)
 
 
 def test_score_summary_format():
@@ -319,7 +317,7 @@ def test_score_records_means_over_frames():
     assert score.accuracy == pytest.approx(1.75 / 3)
     assert score.fp == pytest.approx(0.25 / 3)
     assert score.fn == pytest.approx(1.25 / 3)
-    assert score.f1 == pytest.approx(clrnet_f1(0.25 / 3, 1.25 / 3))
+    assert score.f1 == pytest.approx(tusimple_f1(0.25 / 3, 1.25 / 3))
 
 
 def test_score_records_errors():

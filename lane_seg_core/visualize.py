@@ -1,0 +1,52 @@
+"""Pictures of results: lanes drawn over a copy of the image, contact sheets."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .postprocess import Lane
+
+# Distinct RGB colours, indexed by lane id (stable across frames for the same id).
+PALETTE = np.array(
+    [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+     (145, 30, 180), (70, 240, 240), (240, 50, 230)], dtype=np.uint8,
+)
+
+
+def lane_colour(lane_id: int) -> tuple[int, int, int]:
+    """RGB colour of a lane id (1-based)."""
+    return tuple(int(c) for c in PALETTE[(lane_id - 1) % len(PALETTE)])
+
+
+def draw_lanes(
+    image: np.ndarray, lanes: Sequence[Lane], truth: Sequence[Sequence[tuple[float, float]]] = (), thickness: int = 4
+) -> np.ndarray:
+    """A copy of an RGB image [H,W,3] with lane polylines (and ground-truth points as white dots)."""
+    out = image.copy()
+    for points in truth:
+        for x, y in points:
+            cv2.circle(out, (int(round(x)), int(round(y))), 3, (255, 255, 255), -1, cv2.LINE_AA)
+    for lane in lanes:
+        pts = np.round(lane.points).astype(np.int32)
+        cv2.polylines(out, [pts], False, lane_colour(lane.id), thickness, cv2.LINE_AA)
+        x, y = pts[0]
+        cv2.putText(out, str(lane.id), (int(x) + 6, int(y) - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.9, lane_colour(lane.id), 2)
+    return out
+
+
+def contact_sheet(images: Sequence[np.ndarray], columns: int = 3, tile_width: int = 640) -> np.ndarray:
+    """Tile RGB images of any size into one picture, each scaled to `tile_width`."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    tiles = [cv2.resize(im, (tile_width, round(im.shape[0] * tile_width / im.shape[1])), interpolation=cv2.INTER_AREA)
+             for im in images]
+    tile_height = max(t.shape[0] for t in tiles)
+    rows = -(-len(tiles) // columns)
+    sheet = np.zeros((rows * tile_height, columns * tile_width, 3), np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        sheet[r * tile_height : r * tile_height + tile.shape[0], c * tile_width : (c + 1) * tile_width] = tile
+    return sheet

@@ -1,0 +1,70 @@
+"""First post-processing: clustering embeddings, fitting lanes, and the ceiling with perfect outputs."""
+
+import pytest
+import torch
+
+from lane_seg_core.dataset import TuSimpleDataset
+from lane_seg_core.metrics import score_records
+from lane_seg_core.postprocess import PostprocessConfig, cluster_embeddings, lanes_from_outputs
+from lane_seg_core.preprocess import Preprocessing
+from lane_seg_core.synth import generate_dataset
+from lane_seg_core.tusimple import LaneRecord
+
+PREP = Preprocessing(input_width=256, input_height=128, crop_top=0.2)
+
+
+def test_cluster_embeddings_separates_well_spaced_clusters_and_marks_noise():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0, 0, 0, 0], [3, 0, 0, 0, 0], [0, 3, 0, 0, 0]])
+    points = torch.cat([c + 0.2 * torch.randn(200, 5, generator=g) for c in centres])
+    outlier = torch.full((1, 5), 50.0)
+    labels = cluster_embeddings(torch.cat([points, outlier]), bandwidth=1.0, min_points=10)
+    assert labels[-1] == -1
+    groups = [set(labels[i * 200:(i + 1) * 200].tolist()) for i in range(3)]
+    assert all(len(g) == 1 for g in groups) and len(set.union(*groups)) == 3
+
+
+def test_cluster_embeddings_edge_cases():
+    assert cluster_embeddings(torch.zeros(0, 5), 1.0).shape == (0,)
+    assert (cluster_embeddings(torch.zeros(5, 5), 1.0, min_points=10) == -1).all()
+    labels = cluster_embeddings(torch.randn(30_000, 5) * 0.1, 1.0, min_points=10)  # many points stay fast
+    assert (labels == 0).float().mean() > 0.99
+
+
+@pytest.fixture(scope="module")
+def synth_frames(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, 30, seed=99, workers=1)
+    return root
+
+
+def test_perfect_outputs_score_near_the_ceiling(synth_frames):
+    """Ground-truth masks and ideal embeddings through the post-processing score like the official GT."""
+    ds = TuSimpleDataset(synth_frames, PREP, lane_thickness=3)
+    preds = []
+    for i, record in enumerate(ds.records):
+        _, binary, instances = ds[i]
+        embedding = torch.zeros(5, *instances.shape)
+        for k in range(1, int(instances.max()) + 1):
+            embedding[(k - 1) % 5][instances == k] = 3.0 * (1 + (k - 1) // 5)
+        lanes = lanes_from_outputs(binary.float(), embedding, PREP.geometry(1280, 720), (1280, 720), PostprocessConfig())
+        assert [lane.id for lane in lanes] == list(range(1, len(lanes) + 1))
+        bottoms = [lane.points[0, 0] for lane in lanes]
+        assert bottoms == sorted(bottoms)  # left to right
+        resampled = tuple(tuple(lane.resample(record.h_samples, 1280)) for lane in lanes)
+        preds.append(LaneRecord(record.raw_file, record.h_samples, resampled, 0.0))
+    score = score_records(preds, ds.records)
+    assert score.accuracy >= 0.97 and score.fp <= 0.02 and score.fn <= 0.02
+
+
+def test_no_lane_pixels_is_an_empty_result():
+    lanes = lanes_from_outputs(torch.zeros(128, 256), torch.zeros(5, 128, 256), PREP.geometry(1280, 720),
+                               (1280, 720), PostprocessConfig())
+    assert lanes == []
+
+
+@pytest.mark.parametrize("field, value", [("lane_threshold", 1.0), ("bandwidth", 0.0), ("min_pixels", 0),
+                                          ("poly_degree", 9), ("max_lanes", 0)])
+def test_postprocess_settings_are_validated_with_the_name_and_range(field, value):
+    with pytest.raises(ValueError, match=rf"PostprocessConfig.{field} must be in"):
+        PostprocessConfig(**{field: value})

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# How the built-in checkpoint (lane_seg_core/weights/lane_seg_synth.pt) is made, on CPU or GPU.
+# Resumable: interrupt it (Ctrl-C, SIGTERM, `timeout`) and run it again; it continues from RUN/last.pt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/synth}
+RUN=${RUN:-runs/builtin}
+STEPS=${STEPS:-15000}
+
+[ -f "$DATA/train/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/train" --count 3000 --seed 1
+[ -f "$DATA/val/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/val" --count 200 --seed 2
+
+resume=()
+[ -f "$RUN/last.pt" ] && resume=(--resume)
+$PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RUN" \
+  --width 0.125 --img-size 256 128 --crop-top 0.2 --lane-thickness 3 \
+  --delta-var 0.5 --delta-dist 3.0 --seg-loss weighted_ce \
+  --batch-size 8 --lr 3e-3 --warmup-steps 300 --epochs 1000 --max-steps "$STEPS" \
+  --val-every 1000 --val-frames 200 --workers 1 --seed 0 "${resume[@]}"
+
+# Ship the best validation checkpoint (best.pt holds no optimizer state); SHIP_TO= (empty) skips this.
+SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
+if [ -n "$SHIP_TO" ]; then
+  mkdir -p "$(dirname "$SHIP_TO")" && cp "$RUN/best.pt" "$SHIP_TO" && echo "shipped $RUN/best.pt to $SHIP_TO"
+fi
