@@ -15,6 +15,7 @@ $(PY):
 # Reinstall only when the requirements or setup.py change.
 $(STAMP): requirements.txt setup.py | $(PY)
 	@echo "== installing dependencies into $(VENV) (first time: about 2 minutes)"
+	$(PY) -m pip install --disable-pip-version-check -q "setuptools>=68" wheel
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

@@ -15,12 +15,14 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import Checkpoint, CheckpointError, code_version, load_checkpoint, save_checkpoint
 from .dataset import Augmentation, TuSimpleDataset
-from .evaluate import load_ground_truth, sweep_lane_threshold
+from .evaluate import load_ground_truth, read_rgb, sweep_lane_threshold
 from .inference import LaneDetector, resolve_device
 from .loss import LaneSegLoss
 from .model import SegNet, load_vgg16_bn_encoder
 from .postprocess import PostprocessConfig
 from .preprocess import Preprocessing
+from .tusimple import lane_points
+from .visualize import contact_sheet, draw_lanes
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -109,10 +111,14 @@ def warmup_cosine(warmup: int, total: int, floor: float = 0.02):
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
-    """This rank's batches of one epoch: a permutation that depends only on (seed, epoch)."""
+    """This rank's batches of one epoch: a permutation that depends only on (seed, epoch).
+
+    Every rank gets the same number of full batches (DDP would hang on an extra one).
+    """
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator).tolist()[rank::world]
-    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    steps = n // (batch_size * world)
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
 
 
 class Trainer:
@@ -128,8 +134,6 @@ class Trainer:
             torch.cuda.set_device(device)
         self.device = device
         self.prep = cfg.preprocessing()
-        # Adam's second moments decay into denormal floats, which make CPU steps 10-20x slower.
-        torch.set_flush_denormal(True)
         torch.manual_seed(cfg.seed)
         self.model = SegNet(width=cfg.width).to(device)
         if cfg.pretrained:
@@ -262,11 +266,22 @@ class Trainer:
         return {"val_accuracy": score.accuracy, "val_fp": score.fp, "val_fn": score.fn, "val_f1": score.f1,
                 "lane_threshold": sweep.best_threshold}
 
+    def _sample_pictures(self, count: int = 4):
+        """Lanes found on the first validation frames, over their ground truth: RGB [H,W,3]."""
+        detector = LaneDetector(self.model.eval(), self.prep, self.post)
+        pictures = []
+        for record in self.val_records[:count]:
+            image = read_rgb(Path(self.cfg.val) / record.raw_file)
+            truth = [lane_points(lane, record.h_samples) for lane in record.lanes]
+            pictures.append(draw_lanes(image, detector(image).lanes, truth))
+        return contact_sheet(pictures, columns=2)
+
     def _after_validation(self, figures: dict[str, float]) -> None:
         self.metrics.update(figures)
         if self.writer:
             for k, v in figures.items():
                 self.writer.add_scalar(f"val/{k}", v, self.step)
+            self.writer.add_image("val/lanes", self._sample_pictures(), self.step, dataformats="HWC")
         metric = figures["val_accuracy"] - figures["val_fp"] - figures["val_fn"]
         if metric > self.best_metric:
             self.best_metric = metric

@@ -138,3 +138,36 @@ def test_eval_writes_a_tusimple_submission_that_the_scorer_agrees_with(data, tmp
         assert p["h_samples"] == g["h_samples"] and p["run_time"] > 0
         assert all(len(lane) == len(g["h_samples"]) for lane in p["lanes"])
     assert printed == evaluate_tusimple(pred, data / "label_data_test.json").summary()
+
+
+def test_tensorboard_gets_scalars_and_sample_pictures(data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(config(data, tmp_path, max_steps=4, val_every=4, log_every=2)).run()
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert {"train/loss", "train/seg", "train/var", "train/dist", "train/lr", "val/val_accuracy"} <= set(
+        events.Tags()["scalars"])
+    assert "val/lanes" in events.Tags()["images"]
+
+
+def test_mixed_precision_step_is_finite(data, tmp_path):
+    trainer = Trainer(config(data, tmp_path, amp=True, val=None))
+    figures = trainer.train_step(next(trainer._loader(0)))
+    assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
+    """Two processes (gloo on CPU; NCCL on GPUs) run the ordinary train command and agree on the weights."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "lane_seg_core.cli", "train", "--data", str(data), "--out", str(tmp_path), "--width", "0.125",
+           "--batch-size", "2", "--epochs", "1", "--workers", "0", "--device", "cpu", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("done:") == 1  # only rank 0 reports
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt.training_state["step"] == 12 // (2 * 2)  # each step consumed one batch per process
