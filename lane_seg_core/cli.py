@@ -1,4 +1,4 @@
-"""The `lane-seg` command: synth, train, eval."""
+"""The `lane-seg` command: synth, train, eval, tune, score."""
 
 from __future__ import annotations
 
@@ -100,6 +100,38 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tune", help="pick the lane-probability threshold on a labelled folder; store it in a copy")
+    p.add_argument("--checkpoint", required=True, help="checkpoint to tune")
+    p.add_argument("--data", required=True, help="labelled validation folder (not the test set)")
+    p.add_argument("--out", required=True, help="where to write the tuned checkpoint")
+    p.add_argument("--thresholds", type=float, nargs="+", default=None, help="candidates (default: 0.3 ... 0.95)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=_run_tune)
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .evaluate import load_ground_truth, sweep_lane_threshold
+    from .inference import LaneDetector
+    from .train import THRESHOLDS
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
+    sweep = sweep_lane_threshold(detector, args.data, load_ground_truth(args.data), args.thresholds or THRESHOLDS)
+    for threshold, score in sweep.scores.items():
+        print(f"lane_threshold={threshold:<5} {score.summary()} F1={score.f1:.4f}")
+    best = sweep.best_score
+    checkpoint.postprocess = replace(checkpoint.postprocess, lane_threshold=sweep.best_threshold)
+    checkpoint.metrics.update(val_accuracy=best.accuracy, val_fp=best.fp, val_fn=best.fn, val_f1=best.f1,
+                              lane_threshold=sweep.best_threshold, tuned_on=str(args.data))
+    save_checkpoint(checkpoint, args.out, with_training_state=False)
+    print(f"chose lane_threshold={sweep.best_threshold}; wrote {args.out}")
+    return 0
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score a tuSimple prediction file against ground truth (official rules)")
     p.add_argument("pred", help="predictions, one JSON object per line with raw_file, lanes, run_time")
@@ -119,7 +151,7 @@ def _run_score(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lane-seg", description="Lane instance segmentation (SegNet + discriminative loss).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_train, _add_eval, _add_score):
+    for add in (_add_synth, _add_train, _add_eval, _add_tune, _add_score):
         add(sub)
     return parser
 

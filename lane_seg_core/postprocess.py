@@ -21,6 +21,7 @@ class PostprocessConfig:
     min_pixels: int = 20  # clusters with fewer network-input pixels are dropped
     poly_degree: int = 2  # degree of the x(y) polynomial fitted to each lane
     max_lanes: int = 6  # keep at most this many lanes, the largest ones
+    extend_to_bottom: bool = True  # continue each lane straight down to the image bottom (lanes start at the car)
 
     def __post_init__(self) -> None:
         _check_range("lane_threshold", self.lane_threshold, 0.0, 1.0, open_low=True, open_high=True)
@@ -53,16 +54,14 @@ class Lane:
     points: np.ndarray
     confidence: float
     pixel_count: int
-    coefficients: np.ndarray  # x = polyval(coefficients, y), image pixels
-    y_range: tuple[float, float]  # (top, bottom) rows the lane covers
 
     def resample(self, rows: Sequence[int], image_width: int) -> list[float]:
         """x at each row (tuSimple `h_samples`), ABSENT outside the lane's rows or the image."""
-        top, bottom = self.y_range
+        ys, xs = self.points[::-1, 1].astype(np.float64), self.points[::-1, 0].astype(np.float64)  # ascending y
         rows = np.asarray(rows, dtype=np.float64)
-        xs = np.polyval(self.coefficients, rows)
-        valid = (rows >= top) & (rows <= bottom) & (xs >= 0) & (xs < image_width)
-        return [round(float(x), 1) if ok else float(ABSENT) for x, ok in zip(xs, valid)]
+        at_rows = np.interp(rows, ys, xs)
+        valid = (rows >= ys[0]) & (rows <= ys[-1]) & (at_rows >= 0) & (at_rows < image_width)
+        return [round(float(x), 1) if ok else float(ABSENT) for x, ok in zip(at_rows, valid)]
 
 
 def cluster_embeddings(
@@ -139,20 +138,54 @@ def lanes_from_outputs(
 
 def _fit_lane(
     xs: np.ndarray, ys: np.ndarray, confidence: float, geometry: InputGeometry,
-    image_size: tuple[int, int], config: PostprocessConfig,
+    image_size: tuple[int, int], config: PostprocessConfig, step: float = 5.0,
 ) -> Lane | None:
-    """Fit x(y) through the row centroids of one cluster's input pixels, in image pixels."""
+    """Fit x(y) through the row centroids of one cluster's input pixels; sample it every `step` image rows."""
     rows, inverse, counts = np.unique(ys, return_inverse=True, return_counts=True)
-    if len(rows) < 2:
+    if len(rows) < 3:
         return None
     centroids = np.bincount(inverse, weights=xs) / counts
     image_xy = geometry.to_image(np.stack([centroids, rows], axis=1))
-    degree = min(config.poly_degree, len(rows) - 1)
-    coefficients = np.polyfit(image_xy[:, 1], image_xy[:, 0], degree, w=np.sqrt(counts))
+    y, x, weight = image_xy[:, 1], image_xy[:, 0], np.sqrt(counts)
+    span = y[-1] - y[0]
+    # A short lane cannot tell a curve from noise: fit a line unless it spans a quarter of the road image.
+    degree = config.poly_degree if span >= 0.25 * (image_size[1] - geometry.top) else 1
+    coefficients, inliers = robust_polyfit(y, x, weight, degree, min_tolerance=1.5 / geometry.scale_x)
+    if inliers.sum() < 3:
+        return None
+    y, weight = y[inliers], weight[inliers]
     half_row = 0.5 / geometry.scale_y
-    top, bottom = image_xy[0, 1] - half_row, image_xy[-1, 1] + half_row
-    if rows[-1] >= int(round((image_size[1] - geometry.top) * geometry.scale_y)) - 1:
-        bottom = image_size[1] - 1  # touches the last input row: the lane runs to the image bottom
-    sample_ys = np.arange(bottom, top, -min(10.0, bottom - top))
-    points = np.stack([np.polyval(coefficients, sample_ys), sample_ys], axis=1).astype(np.float32)
-    return Lane(0, points, confidence, int(len(xs)), coefficients, (float(top), float(bottom)))
+    top, bottom = y[0] - half_row, y[-1] + half_row
+    sample_ys = np.arange(bottom, top, -step)
+    sample_xs = np.polyval(coefficients, sample_ys)
+    image_bottom = image_size[1] - 1.0
+    if config.extend_to_bottom and bottom < image_bottom:
+        # Dashes and occluders leave gaps near the car; continue along the lane's lowest part (the near field
+        # is straight), fitted on its own so that a curve further up does not bend the extension.
+        near = y >= bottom - 0.15 * image_size[1]
+        if near.sum() >= 3:
+            slope = np.polyfit(y[near], np.polyval(coefficients, y[near]), 1, w=weight[near])[0]
+        else:
+            slope = np.polyval(np.polyder(coefficients), bottom)
+        extra_ys = np.arange(image_bottom, bottom, -step)
+        sample_ys = np.concatenate([extra_ys, sample_ys])
+        sample_xs = np.concatenate([sample_xs[0] + slope * (extra_ys - bottom), sample_xs])
+    points = np.stack([sample_xs, sample_ys], axis=1).astype(np.float32)
+    return Lane(0, points, confidence, int(len(xs)))
+
+
+def robust_polyfit(
+    y: np.ndarray, x: np.ndarray, weight: np.ndarray, degree: int, min_tolerance: float, rounds: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted polynomial x(y) that drops points far from the fit (beyond 3 robust sigmas); coefficients, inliers."""
+    inliers = np.ones(len(y), dtype=bool)
+    coefficients = np.polyfit(y, x, degree, w=weight)
+    for _ in range(rounds):
+        residual = np.abs(np.polyval(coefficients, y) - x)
+        tolerance = max(3.0 * 1.4826 * float(np.median(residual[inliers])), min_tolerance)
+        keep = residual <= tolerance
+        if keep.sum() <= degree + 1 or np.array_equal(keep, inliers):
+            break
+        inliers = keep
+        coefficients = np.polyfit(y[inliers], x[inliers], degree, w=weight[inliers])
+    return coefficients, inliers

@@ -68,3 +68,34 @@ def test_no_lane_pixels_is_an_empty_result():
 def test_postprocess_settings_are_validated_with_the_name_and_range(field, value):
     with pytest.raises(ValueError, match=rf"PostprocessConfig.{field} must be in"):
         PostprocessConfig(**{field: value})
+
+
+def test_robust_polyfit_ignores_outliers():
+    from lane_seg_core.postprocess import robust_polyfit
+    import numpy as np
+
+    y = np.arange(300, 700, 10, dtype=float)
+    x = 0.002 * (y - 300) ** 2 + 0.5 * y + 100
+    x_bad = x.copy()
+    x_bad[[5, 20, 30]] += [80, -120, 60]  # pixels of a neighbouring lane or a guard rail
+    coefficients, inliers = robust_polyfit(y, x_bad, np.ones_like(y), 2, min_tolerance=3.0)
+    assert not inliers[[5, 20, 30]].any() and inliers.sum() == len(y) - 3
+    assert np.abs(np.polyval(coefficients, y) - x).max() < 1e-6
+
+
+def test_lanes_with_a_gap_at_the_bottom_continue_straight_to_the_image_bottom():
+    """A dashed lane whose last dash ends above the bottom still reaches the bottom, along its near-field slope."""
+    geometry = PREP.geometry(1280, 720)
+    prob = torch.zeros(128, 256)
+    rows = torch.arange(20, 100)
+    cols = (60 + (rows - 20) * 0.5).round().long()
+    prob[rows, cols] = 1.0
+    embedding = torch.zeros(5, 128, 256)
+    for extend, expected_bottom in ((True, 719.0), (False, None)):
+        [lane] = lanes_from_outputs(prob, embedding, geometry, (1280, 720),
+                                    PostprocessConfig(min_pixels=5, extend_to_bottom=extend))
+        assert lane.points[0, 1] == pytest.approx(expected_bottom or geometry.to_image([[0, 99.5]])[0, 1], abs=0.01)
+        if extend:
+            # the continuation keeps the lane's slope: x grows 0.5 input px per input row
+            slope = (lane.points[0, 0] - lane.points[10, 0]) / (lane.points[0, 1] - lane.points[10, 1])
+            assert slope == pytest.approx(0.5 * geometry.scale_y / geometry.scale_x, rel=0.05)

@@ -171,3 +171,16 @@ def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
     assert result.stdout.count("done:") == 1  # only rank 0 reports
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt.training_state["step"] == 12 // (2 * 2)  # each step consumed one batch per process
+
+
+def test_tune_picks_the_threshold_on_validation_data_and_stores_it(data, tmp_path, capsys):
+    Trainer(config(data, tmp_path, max_steps=2, val=None)).run()
+    tuned = tmp_path / "tuned.pt"
+    assert cli(["tune", "--checkpoint", str(tmp_path / "best.pt"), "--data", str(data), "--out", str(tuned),
+                "--thresholds", "0.2", "0.99", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "lane_threshold=0.2" in printed and "lane_threshold=0.99" in printed
+    ckpt = load_checkpoint(tuned)
+    chosen = float(printed.strip().splitlines()[-1].split("lane_threshold=")[1].split(";")[0])
+    assert ckpt.postprocess.lane_threshold == chosen and ckpt.metrics["lane_threshold"] == chosen
+    assert ckpt.metrics["tuned_on"] == str(data) and ckpt.training_state is None
