@@ -19,15 +19,15 @@ setup(
     packages=find_packages(include=["lane_seg_core", "lane_seg_core.*", "lane_seg_ros", "lane_seg_ros.*"]),
     package_data={"lane_seg_core": ["weights/*.pt"]},
     install_requires=[
-        "torch>=2.4,<2.15",
+        "torch>=2.14,<2.15",
         "numpy>=1.24",
         "opencv-python-headless>=4.8,<5",
         "pillow>=10",
     ],
     extras_require={
-        "train": ["torchvision>=0.19,<0.30", "tensorboard>=2.14", "tqdm>=4.60"],
+        "train": ["torchvision>=0.29,<0.30", "tensorboard>=2.14", "tqdm>=4.60"],
         "ros": ["rosbags>=0.10"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "scikit-learn>=1.3", "torchvision>=0.19,<0.30",
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "scikit-learn>=1.3", "torchvision>=0.29,<0.30",
                 "tensorboard>=2.14", "tqdm>=4.60"],
     },
     entry_points={"console_scripts": ["lane-seg = lane_seg_core.cli:main"]},
