@@ -54,21 +54,24 @@ def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+def _conv_stages(in_channels: int, plan: tuple[tuple[int, ...], ...], width: float) -> tuple[nn.ModuleList, int]:
+    """Stages of conv-BN-ReLU blocks with the planned (width-scaled) output channels; also the last width."""
+    stages, channels = [], in_channels
+    for stage in plan:
+        blocks = []
+        for out in stage:
+            blocks.append(ConvBnRelu(channels, _scaled(out, width)))
+            channels = _scaled(out, width)
+        stages.append(nn.Sequential(*blocks))
+    return nn.ModuleList(stages), channels
+
+
 class VGGEncoder(nn.Module):
     """The 13 VGG16-BN convolutions in five stages; returns features and pooling indices."""
 
     def __init__(self, in_channels: int, width: float) -> None:
         super().__init__()
-        stages = []
-        channels = in_channels
-        for stage in VGG16_STAGES:
-            layers = []
-            for out in stage:
-                layers.append(ConvBnRelu(channels, _scaled(out, width)))
-                channels = _scaled(out, width)
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.ModuleList(stages)
-        self.out_channels = channels
+        self.stages, self.out_channels = _conv_stages(in_channels, VGG16_STAGES, width)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
         """x [B,C,H,W] -> deepest features [B,C',H/32,W/32], per-stage pool indices and pre-pool sizes."""
@@ -86,16 +89,7 @@ class SegNetDecoder(nn.Module):
 
     def __init__(self, in_channels: int, width: float) -> None:
         super().__init__()
-        stages = []
-        channels = in_channels
-        for stage in DECODER_STAGES:
-            layers = []
-            for out in stage:
-                layers.append(ConvBnRelu(channels, _scaled(out, width)))
-                channels = _scaled(out, width)
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.ModuleList(stages)
-        self.out_channels = channels
+        self.stages, self.out_channels = _conv_stages(in_channels, DECODER_STAGES, width)
 
     def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
         """Deepest features -> full-resolution features [B,C,H,W]."""
