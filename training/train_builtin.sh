@@ -19,8 +19,9 @@ $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RU
   --batch-size 8 --lr 3e-3 --warmup-steps 300 --epochs 1000 --max-steps "$STEPS" \
   --val-every 1000 --val-frames 200 --workers 1 --seed 0 "${resume[@]}"
 
-# Ship the best validation checkpoint (best.pt holds no optimizer state); SHIP_TO= (empty) skips this.
+# Ship the best validation checkpoint (no optimizer state) with its lane threshold re-picked on the
+# validation split by the current post-processing; SHIP_TO= (empty) skips this.
 SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
 if [ -n "$SHIP_TO" ]; then
-  mkdir -p "$(dirname "$SHIP_TO")" && cp "$RUN/best.pt" "$SHIP_TO" && echo "shipped $RUN/best.pt to $SHIP_TO"
+  $PY -m lane_seg_core.cli tune --checkpoint "$RUN/best.pt" --data "$DATA/val" --out "$SHIP_TO"
 fi
