@@ -52,6 +52,11 @@ def predict_records(
     return predictions
 
 
+def selection_metric(accuracy: float, fp: float, fn: float) -> float:
+    """How checkpoints and thresholds are ranked: accuracy less both error rates."""
+    return accuracy - fp - fn
+
+
 @dataclass(frozen=True)
 class ThresholdSweep:
     best_threshold: float
@@ -72,7 +77,7 @@ def sweep_lane_threshold(
         # run_time is not what is being tuned here; keep the 200 ms rule from masking accuracy
         preds = [LaneRecord(p.raw_file, p.h_samples, p.lanes, 0.0) for p in preds]
         scores[threshold] = score_records(preds, records)
-    best = max(scores, key=lambda t: (scores[t].accuracy - scores[t].fp - scores[t].fn, scores[t].accuracy))
+    best = max(scores, key=lambda t: (selection_metric(scores[t].accuracy, scores[t].fp, scores[t].fn), scores[t].accuracy))
     return ThresholdSweep(best, scores[best], scores)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import Checkpoint, CheckpointError, code_version, load_checkpoint, save_checkpoint
 from .dataset import Augmentation, TuSimpleDataset
-from .evaluate import load_ground_truth, read_rgb, sweep_lane_threshold
+from .evaluate import load_ground_truth, read_rgb, selection_metric, sweep_lane_threshold
 from .inference import LaneDetector, resolve_device
 from .loss import LaneSegLoss
 from .model import SegNet, load_vgg16_bn_encoder
@@ -58,7 +58,6 @@ class TrainConfig:
     val_frames: int = 200  # at most this many validation frames are scored
     log_every: int = 20
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = [
@@ -282,7 +281,7 @@ class Trainer:
             for k, v in figures.items():
                 self.writer.add_scalar(f"val/{k}", v, self.step)
             self.writer.add_image("val/lanes", self._sample_pictures(), self.step, dataformats="HWC")
-        metric = figures["val_accuracy"] - figures["val_fp"] - figures["val_fn"]
+        metric = selection_metric(figures["val_accuracy"], figures["val_fp"], figures["val_fn"])
         if metric > self.best_metric:
             self.best_metric = metric
             self.save("best.pt", with_training_state=False)
