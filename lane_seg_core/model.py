@@ -73,15 +73,20 @@ class VGGEncoder(nn.Module):
         super().__init__()
         self.stages, self.out_channels = _conv_stages(in_channels, VGG16_STAGES, width)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
-        """x [B,C,H,W] -> deepest features [B,C',H/32,W/32], per-stage pool indices and pre-pool sizes."""
-        indices, sizes = [], []
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [B,C,H,W] -> deepest features [B,C',H/32,W/32] and the pooling indices of each stage."""
+        indices = []
         for stage in self.stages:
             x = stage(x)
-            sizes.append(x.shape)
             x, idx = nn.functional.max_pool2d(x, kernel_size=2, stride=2, return_indices=True)
             indices.append(idx)
-        return x, indices, sizes
+        return x, indices
+
+
+def _unpool2x(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Inverse of a 2x2/2 max pool: x [B,C,h,w] -> [B,C,2h,2w] with each value back at its argmax."""
+    # The aten op directly: F.max_unpool2d's Python size checks cannot be traced (TorchScript export).
+    return torch.ops.aten.max_unpool2d(x, indices, [x.shape[-2] * 2, x.shape[-1] * 2])
 
 
 class SegNetDecoder(nn.Module):
@@ -91,10 +96,10 @@ class SegNetDecoder(nn.Module):
         super().__init__()
         self.stages, self.out_channels = _conv_stages(in_channels, DECODER_STAGES, width)
 
-    def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, indices: list[torch.Tensor]) -> torch.Tensor:
         """Deepest features -> full-resolution features [B,C,H,W]."""
-        for stage, idx, size in zip(self.stages, reversed(indices), reversed(sizes)):
-            x = nn.functional.max_unpool2d(x, idx, kernel_size=2, stride=2, output_size=size[-2:])
+        for stage, idx in zip(self.stages, reversed(indices)):
+            x = _unpool2x(x, idx)
             x = stage(x)
         return x
 
@@ -123,9 +128,10 @@ class SegNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> SegNetOutput:
         """x [B,in_channels,H,W] (H, W multiples of 32) -> logits [B,2,H,W], embedding [B,5,H,W]."""
-        check_input_size(x.shape[-2], x.shape[-1])
-        features, indices, sizes = self.encoder(x)
-        features = self.decoder(features, indices, sizes)
+        if not torch.jit.is_tracing():  # traced shapes are tensors; the exporter checks the size instead
+            check_input_size(x.shape[-2], x.shape[-1])
+        features, indices = self.encoder(x)
+        features = self.decoder(features, indices)
         return SegNetOutput(self.lane_head(features), self.embedding_head(features))
 
 
