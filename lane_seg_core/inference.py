@@ -1,24 +1,48 @@
-"""The per-frame pipeline: RGB images -> network outputs -> lanes. Shared by eval, predict and the node."""
+"""The per-frame pipeline: RGB images -> network outputs -> lanes. Shared by eval, predict, bags and the node."""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from pathlib import Path
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .ground import GroundPlane
 from .model import SegNet
-from .postprocess import Lane, PostprocessConfig, lanes_from_outputs
+from .postprocess import Lane, PostprocessConfig, extract_lanes, instance_mask
 from .preprocess import InputGeometry, Preprocessing, normalise, resize_for_input
+
+
+class Backend(Protocol):
+    """Runs the network: normalised float32 [B,3,h,w] -> lane probability [B,h,w], embedding [B,D,h,w]."""
+
+    device: torch.device
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class TorchBackend:
+    """A SegNet in eval mode; float16 autocast on CUDA unless `half` is False."""
+
+    def __init__(self, model: SegNet, half: bool | None = None) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.half = self.device.type == "cuda" if half is None else half
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+            out = self.model(batch)
+        return out.logits.float().softmax(dim=1)[:, 1], out.embedding.float()
 
 
 @dataclass
 class NetworkOutputs:
-    """Outputs for a batch: lane probability [B,H,W] and embedding [B,D,H,W] at the input size."""
+    """Outputs for a batch: lane probability [B,h,w] and embedding [B,D,h,w] at the network input size."""
 
     lane_prob: torch.Tensor
     embedding: torch.Tensor
@@ -29,10 +53,16 @@ class NetworkOutputs:
 
 @dataclass
 class Detection:
-    """The lanes of one image, left to right, and how long each stage took (ms, batch share)."""
+    """One image's lanes (left to right), its instance mask and each stage's time.
+
+    `instance_mask` is uint8 [H,W] at the image's size: 0 background, k for the pixels of lane id k.
+    `timings` are ms per stage (preprocess, forward, cluster, fit, mask, total); batch-wide stages are
+    shared equally among the batch's images.
+    """
 
     lanes: list[Lane]
-    image_size: tuple[int, int]
+    image_size: tuple[int, int]  # (width, height)
+    instance_mask: np.ndarray
     timings: dict[str, float]
 
 
@@ -48,43 +78,64 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"device '{device}' was asked for but CUDA is not available here (use auto or cpu)")
     if resolved.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got '{device}'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device '{device}' does not exist: this machine has {torch.cuda.device_count()} CUDA devices")
     return resolved
 
 
 class LaneDetector:
-    """SegNet plus post-processing with the settings its checkpoint was trained with."""
+    """The network plus post-processing, with the settings its checkpoint was trained with."""
 
-    def __init__(self, model: SegNet, prep: Preprocessing, post: PostprocessConfig) -> None:
-        self.model = model.eval()
+    def __init__(
+        self, backend: Backend, prep: Preprocessing, post: PostprocessConfig, ground_plane: GroundPlane | None = None
+    ) -> None:
+        self.backend = backend
         self.prep = prep
         self.post = post
+        self.ground_plane = ground_plane
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto") -> "LaneDetector":
-        """Load weights and settings from a checkpoint onto `device` (auto, cpu, cuda, cuda:N)."""
+        """Load weights and settings onto `device` (auto, cpu, cuda, cuda:N); an exported `.onnx` file works too."""
+        if Path(path).suffix == ".onnx":
+            from .export import OnnxBackend
+
+            backend = OnnxBackend(path, resolve_device(device))
+            return cls(backend, backend.preprocessing, backend.postprocess)
         checkpoint: Checkpoint = load_checkpoint(path)
         model = checkpoint.build_model().to(resolve_device(device))
-        return cls(model, checkpoint.preprocessing, checkpoint.postprocess)
+        return cls(TorchBackend(model), checkpoint.preprocessing, checkpoint.postprocess)
+
+    @property
+    def model(self) -> SegNet | None:
+        """The SegNet (None when an exported model runs)."""
+        return getattr(self.backend, "model", None)
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return self.backend.device
 
     def with_settings(self, **changes) -> "LaneDetector":
-        """The same model with some post-processing settings changed (validated)."""
-        return LaneDetector(self.model, self.prep, replace(self.post, **changes))
+        """The same network with some post-processing settings changed (validated, ValueError names the field)."""
+        return LaneDetector(self.backend, self.prep, replace(self.post, **changes), self.ground_plane)
+
+    def with_ground_plane(self, ground_plane: GroundPlane | None) -> "LaneDetector":
+        """The same network, giving each lane metric points on this ground plane (None: image points only)."""
+        return LaneDetector(self.backend, self.prep, self.post, ground_plane)
+
+    def warm_up(self, image_size: tuple[int, int] = (1280, 720), batch_size: int = 1) -> None:
+        """Run a blank batch once so that the first real frame's time does not include lazy initialisation."""
+        self([np.zeros((image_size[1], image_size[0], 3), np.uint8)] * batch_size)
 
     @torch.inference_mode()
     def network(self, images: Sequence[np.ndarray]) -> NetworkOutputs:
-        """RGB uint8 images [H,W,3] of any sizes -> network outputs at the input size."""
+        """RGB uint8 images [H,W,3] of any sizes -> network outputs at the network input size."""
         start = time.perf_counter()
         resized = np.stack([resize_for_input(image, self.prep) for image in images])
         sizes = [(image.shape[1], image.shape[0]) for image in images]
         batch = normalise(torch.from_numpy(resized).to(self.device), self.prep)
         after_pre = time.perf_counter()
-        out = self.model(batch)
-        lane_prob = out.logits.float().softmax(dim=1)[:, 1]
-        embedding = out.embedding.float()
+        lane_prob, embedding = self.backend(batch)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         end = time.perf_counter()
@@ -93,21 +144,30 @@ class LaneDetector:
             {"preprocess": (after_pre - start) * 1e3, "forward": (end - after_pre) * 1e3},
         )
 
+    @torch.inference_mode()
     def lanes(self, outputs: NetworkOutputs) -> list[Detection]:
         """Cluster and fit the lanes of every image in a batch of network outputs."""
         detections = []
         share = 1.0 / len(outputs.image_sizes)
         for i, size in enumerate(outputs.image_sizes):
+            extraction = extract_lanes(outputs.lane_prob[i], outputs.embedding[i], outputs.geometries[i], size, self.post)
             start = time.perf_counter()
-            lanes = lanes_from_outputs(outputs.lane_prob[i], outputs.embedding[i], outputs.geometries[i], size, self.post)
+            mask = instance_mask(extraction.label_map, outputs.geometries[i], size)
+            if self.ground_plane is not None:
+                for lane in extraction.lanes:
+                    metres, valid = self.ground_plane.to_ground(lane.points)
+                    lane.ground_points = metres[valid].astype(np.float32)
             timings = {k: v * share for k, v in outputs.timings.items()}
-            timings["postprocess"] = (time.perf_counter() - start) * 1e3
+            timings.update(extraction.timings, mask=(time.perf_counter() - start) * 1e3)
             timings["total"] = sum(timings.values())
-            detections.append(Detection(lanes, size, timings))
+            detections.append(Detection(extraction.lanes, size, mask, timings))
         return detections
 
     def __call__(self, images: np.ndarray | Sequence[np.ndarray]) -> Detection | list[Detection]:
-        """One RGB uint8 image [H,W,3] -> Detection; a list of images -> a list (one batch)."""
+        """One RGB uint8 image [H,W,3] -> Detection; a list of images (several cameras) -> a list, run as one batch."""
         single = isinstance(images, np.ndarray) and images.ndim == 3
-        detections = self.lanes(self.network([images] if single else list(images)))
+        batch = [images] if single else list(images)
+        if not batch:
+            return []
+        detections = self.lanes(self.network(batch))
         return detections[0] if single else detections

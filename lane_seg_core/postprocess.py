@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
+import cv2
 import numpy as np
 import torch
 
+from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings  # noqa: F401  (cluster_embeddings: public API)
 from .preprocess import InputGeometry
 from .tusimple import ABSENT
 
@@ -22,6 +25,8 @@ class PostprocessConfig:
     poly_degree: int = 2  # degree of the x(y) polynomial fitted to each lane
     max_lanes: int = 6  # keep at most this many lanes, the largest ones
     extend_to_bottom: bool = True  # continue each lane straight down to the image bottom (lanes start at the car)
+    polyline_step: float = 5.0  # image rows between polyline points
+    cluster_method: str = "meanshift"  # meanshift (fast, torch); dbscan or sklearn_meanshift (slow references)
 
     def __post_init__(self) -> None:
         _check_range("lane_threshold", self.lane_threshold, 0.0, 1.0, open_low=True, open_high=True)
@@ -29,6 +34,11 @@ class PostprocessConfig:
         _check_range("min_pixels", self.min_pixels, 1, 10**7)
         _check_range("poly_degree", self.poly_degree, 1, 5)
         _check_range("max_lanes", self.max_lanes, 1, 255)
+        _check_range("polyline_step", self.polyline_step, 0.5, 100.0)
+        if self.cluster_method not in CLUSTER_METHODS:
+            raise ValueError(
+                f"PostprocessConfig.cluster_method must be one of {', '.join(CLUSTER_METHODS)}, got '{self.cluster_method}'"
+            )
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "PostprocessConfig":
@@ -48,12 +58,20 @@ def _check_range(name: str, value: float, low: float, high: float, open_low: boo
 
 @dataclass
 class Lane:
-    """One lane instance; `points` float32 [N,2] (x, y) image pixels from the bottom of the image up."""
+    """One lane instance; `points` float32 [N,2] (x, y) image pixels from the bottom of the image up.
+
+    `id` numbers the lanes of an image 1, 2, ... left to right at the image bottom; `position` is the
+    lane's place relative to the ego vehicle (..., -2, -1 left of the image centre, 1, 2, ... right of
+    it); `confidence` is the mean lane probability of its pixels; `pixel_count` counts its network-input
+    pixels; `ground_points` float32 [M,2] are metres (x forward, y left) when a ground plane is set.
+    """
 
     id: int
     points: np.ndarray
     confidence: float
     pixel_count: int
+    position: int = 0
+    ground_points: np.ndarray | None = None
 
     def resample(self, rows: Sequence[int], image_width: int) -> list[float]:
         """x at each row (tuSimple `h_samples`), ABSENT outside the lane's rows or the image."""
@@ -64,83 +82,105 @@ class Lane:
         return [round(float(x), 1) if ok else float(ABSENT) for x, ok in zip(at_rows, valid)]
 
 
-def cluster_embeddings(
-    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 2048, max_clusters: int = 32
-) -> torch.Tensor:
-    """Group [N,D] embeddings into lanes; returns [N] long labels 0..K-1, -1 for noise, on the same device.
+@dataclass
+class LaneExtraction:
+    """Lanes of one image, the network-input label map (uint8 [h,w], 0 or the lane id), stage times in ms."""
 
-    Greedy mean shift on at most `max_seed_points` evenly spaced points: start at the densest
-    unassigned point, move the centre to the mean of the points within `bandwidth` until it settles,
-    keep it, repeat. Then every point joins its nearest centre if it lies within `bandwidth`.
-    """
-    n = embedding.shape[0]
-    labels = torch.full((n,), -1, dtype=torch.long, device=embedding.device)
-    if n < min_points:
-        return labels
-    x = embedding.float()
-    stride = -(-n // max_seed_points)
-    sample = x[::stride]
-    density = (torch.cdist(sample, sample) < bandwidth).sum(dim=1)
-    unassigned = torch.ones(len(sample), dtype=torch.bool, device=x.device)
-    centres = []
-    while len(centres) < max_clusters and int(unassigned.sum()) * stride >= min_points:
-        seed = torch.where(unassigned, density, -1).argmax()
-        centre = sample[seed]
-        for _ in range(10):
-            new_centre = sample[unassigned & ((sample - centre).norm(dim=1) < bandwidth)].mean(dim=0)
-            if (new_centre - centre).norm() < 1e-3 * bandwidth:
-                break
-            centre = new_centre
-        members = unassigned & ((sample - centre).norm(dim=1) < bandwidth)
-        members[seed] = True
-        if int(members.sum()) * stride >= min_points:
-            centres.append(centre)
-        unassigned &= ~members
-    if not centres:
-        return labels
-    distance, nearest = torch.cdist(x, torch.stack(centres)).min(dim=1)
-    nearest = torch.where(distance < bandwidth, nearest, -1)
-    counts = torch.bincount(nearest[nearest >= 0], minlength=len(centres))
-    keep = counts >= min_points
-    new_ids = torch.cumsum(keep.long(), 0) - 1  # contiguous ids for the clusters that stay
-    valid = nearest >= 0
-    labels[valid] = torch.where(keep[nearest[valid]], new_ids[nearest[valid]], -1)
-    return labels
+    lanes: list[Lane]
+    label_map: np.ndarray
+    timings: dict[str, float]
 
 
-def lanes_from_outputs(
+def extract_lanes(
     lane_prob: torch.Tensor,
     embedding: torch.Tensor,
     geometry: InputGeometry,
     image_size: tuple[int, int],
     config: PostprocessConfig,
-) -> list[Lane]:
-    """lane_prob [H,W] and embedding [D,H,W] of one image -> lanes left to right at the bottom."""
-    mask = lane_prob > config.lane_threshold
-    ys, xs = torch.nonzero(mask, as_tuple=True)
+) -> LaneExtraction:
+    """lane_prob [H,W] and embedding [D,H,W] of one image -> lanes left to right at the image bottom."""
+    start = time.perf_counter()
+    label_map = np.zeros(tuple(lane_prob.shape), dtype=np.uint8)
+    ys, xs = torch.nonzero(lane_prob > config.lane_threshold, as_tuple=True)
     if ys.numel() < config.min_pixels:
-        return []
-    labels = cluster_embeddings(embedding[:, ys, xs].T, config.bandwidth, config.min_pixels)
+        return LaneExtraction([], label_map, {"cluster": (time.perf_counter() - start) * 1e3, "fit": 0.0})
+    labels = cluster(embedding[:, ys, xs].T, config.cluster_method, config.bandwidth, config.min_pixels)
     probs = lane_prob[ys, xs]
     ys_np, xs_np, labels_np, probs_np = (t.cpu().numpy() for t in (ys, xs, labels, probs))
-    lanes = []
+    clustered = time.perf_counter()
+    labels_np = merge_fragments(ys_np, xs_np, labels_np)
+
+    fitted = []  # (bottom x, cluster, lane)
     for k in range(int(labels_np.max()) + 1 if labels_np.size else 0):
         sel = labels_np == k
-        lane = _fit_lane(xs_np[sel], ys_np[sel], float(probs_np[sel].mean()), geometry, image_size, config)
-        if lane is not None:
-            lanes.append(lane)
-    lanes.sort(key=lambda lane: lane.pixel_count, reverse=True)
-    lanes = sorted(lanes[: config.max_lanes], key=lambda lane: lane.points[0, 0])
-    for i, lane in enumerate(lanes, start=1):
-        lane.id = i
-    return lanes
+        fit = _fit_lane(xs_np[sel], ys_np[sel], float(probs_np[sel].mean()), geometry, image_size, config)
+        if fit is not None:
+            fitted.append((fit[0], k, fit[1]))
+    fitted.sort(key=lambda item: item[2].pixel_count, reverse=True)
+    fitted = sorted(fitted[: config.max_lanes], key=lambda item: item[0])
+    centre = image_size[0] / 2.0
+    left = sum(bottom_x < centre for bottom_x, _, _ in fitted)
+    lane_of_cluster = np.zeros(int(labels_np.max()) + 2, dtype=np.uint8)  # index label + 1; noise -> 0
+    for i, (_, k, lane) in enumerate(fitted):
+        lane.id = i + 1
+        lane.position = i - left if i < left else i - left + 1  # ..., -2, -1 | 1, 2, ...
+        lane_of_cluster[k + 1] = lane.id
+    label_map[ys_np, xs_np] = lane_of_cluster[labels_np + 1]
+    lanes = [lane for _, _, lane in fitted]
+    timings = {"cluster": (clustered - start) * 1e3, "fit": (time.perf_counter() - clustered) * 1e3}
+    return LaneExtraction(lanes, label_map, timings)
+
+
+def merge_fragments(
+    ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, tolerance: float = 2.0, reach: float = 0.3
+) -> np.ndarray:
+    """Relabel clusters that lie on a bigger cluster's curve as that cluster; [N] labels in, [N] labels out.
+
+    Where two lanes touch, or along a long lane whose embedding drifts, a few pixels can form a cluster of
+    their own. If most of a cluster's row centroids (input pixels) sit within `tolerance` columns of a bigger
+    cluster's x(y) fit, extended by `reach` of that cluster's height, it is a piece of that lane.
+    """
+    count = int(labels.max()) + 1 if labels.size else 0
+    if count < 2:
+        return labels
+    sizes = np.bincount(labels[labels >= 0], minlength=count)
+    kept: list[tuple[int, float, float, np.ndarray]] = []  # (label, first row, last row, x(y) coefficients)
+    target = np.arange(count)
+    for k in np.argsort(-sizes, kind="stable"):
+        sel = labels == k
+        rows, inverse, counts = np.unique(ys[sel], return_inverse=True, return_counts=True)
+        centres = np.bincount(inverse, weights=xs[sel]) / counts
+        for label, first, last, coefficients in kept:
+            margin = reach * (last - first)
+            near = (rows >= first - margin) & (rows <= last + margin)
+            if near.mean() >= 0.8 and np.median(np.abs(np.polyval(coefficients, rows[near]) - centres[near])) <= tolerance:
+                target[k] = label
+                break
+        else:
+            if len(rows) >= 3:
+                degree = 2 if rows[-1] - rows[0] >= 32 else 1
+                kept.append((int(k), float(rows[0]), float(rows[-1]), np.polyfit(rows, centres, degree)))
+    if np.array_equal(target, np.arange(count)):
+        return labels
+    merged = np.where(labels >= 0, target[np.maximum(labels, 0)], -1)
+    _, dense = np.unique(merged, return_inverse=True)  # renumber 0..K-1 (-1 stays first, then shifted)
+    return dense.reshape(merged.shape) - int((merged < 0).any())
+
+
+def instance_mask(label_map: np.ndarray, geometry: InputGeometry, image_size: tuple[int, int]) -> np.ndarray:
+    """Network-input label map uint8 [h,w] -> uint8 [H,W] at the image size (cropped rows are background)."""
+    width, height = image_size
+    mask = np.zeros((height, width), dtype=np.uint8)
+    # pixel-centre aligned nearest neighbour, the same convention as InputGeometry
+    mask[geometry.top:] = cv2.resize(label_map, (width, height - geometry.top), interpolation=cv2.INTER_NEAREST_EXACT)
+    return mask
 
 
 def _fit_lane(
     xs: np.ndarray, ys: np.ndarray, confidence: float, geometry: InputGeometry,
-    image_size: tuple[int, int], config: PostprocessConfig, step: float = 5.0,
-) -> Lane | None:
-    """Fit x(y) through the row centroids of one cluster's input pixels; sample it every `step` image rows."""
+    image_size: tuple[int, int], config: PostprocessConfig,
+) -> tuple[float, Lane] | None:
+    """Fit x(y) through the row centroids of one cluster's input pixels; (x at the image bottom, the lane)."""
     rows, inverse, counts = np.unique(ys, return_inverse=True, return_counts=True)
     if len(rows) < 3:
         return None
@@ -156,22 +196,27 @@ def _fit_lane(
     y, weight = y[inliers], weight[inliers]
     half_row = 0.5 / geometry.scale_y
     top, bottom = y[0] - half_row, y[-1] + half_row
+    step = config.polyline_step
     sample_ys = np.arange(bottom, top, -step)
     sample_xs = np.polyval(coefficients, sample_ys)
+    # Dashes and occluders leave gaps near the car; continue along the lane's lowest part (the near field
+    # is straight), fitted on its own so that a curve further up does not bend the extension.
+    near = y >= bottom - 0.15 * image_size[1]
+    if near.sum() >= 3:
+        slope = np.polyfit(y[near], np.polyval(coefficients, y[near]), 1, w=weight[near])[0]
+    else:
+        slope = np.polyval(np.polyder(coefficients), bottom)
     image_bottom = image_size[1] - 1.0
+    bottom_x = float(sample_xs[0] + slope * (image_bottom - bottom))
     if config.extend_to_bottom and bottom < image_bottom:
-        # Dashes and occluders leave gaps near the car; continue along the lane's lowest part (the near field
-        # is straight), fitted on its own so that a curve further up does not bend the extension.
-        near = y >= bottom - 0.15 * image_size[1]
-        if near.sum() >= 3:
-            slope = np.polyfit(y[near], np.polyval(coefficients, y[near]), 1, w=weight[near])[0]
-        else:
-            slope = np.polyval(np.polyder(coefficients), bottom)
         extra_ys = np.arange(image_bottom, bottom, -step)
         sample_ys = np.concatenate([extra_ys, sample_ys])
         sample_xs = np.concatenate([sample_xs[0] + slope * (extra_ys - bottom), sample_xs])
-    points = np.stack([sample_xs, sample_ys], axis=1).astype(np.float32)
-    return Lane(0, points, confidence, int(len(xs)))
+    inside = (sample_xs >= -0.5) & (sample_xs <= image_size[0] - 0.5)  # a shallow lane leaves at the side
+    if inside.sum() < 2:
+        return None
+    points = np.stack([sample_xs[inside], sample_ys[inside]], axis=1).astype(np.float32)
+    return bottom_x, Lane(0, points, confidence, int(len(xs)))
 
 
 def robust_polyfit(

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import Checkpoint, CheckpointError, code_version, load_checkpoint, save_checkpoint
 from .dataset import Augmentation, TuSimpleDataset
 from .evaluate import load_ground_truth, read_rgb, selection_metric, sweep_lane_threshold
-from .inference import LaneDetector, resolve_device
+from .inference import LaneDetector, TorchBackend, resolve_device
 from .loss import LaneSegLoss
 from .model import SegNet, load_vgg16_bn_encoder
 from .postprocess import PostprocessConfig
@@ -258,7 +258,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         """Pick the lane threshold on the validation frames and return their tuSimple figures."""
-        detector = LaneDetector(self.model.eval(), self.prep, self.post)
+        detector = LaneDetector(TorchBackend(self.model.eval()), self.prep, self.post)
         sweep = sweep_lane_threshold(detector, self.cfg.val, self.val_records, THRESHOLDS, self.cfg.batch_size)
         self.post = replace(self.post, lane_threshold=sweep.best_threshold)
         score = sweep.best_score
@@ -267,7 +267,7 @@ class Trainer:
 
     def _sample_pictures(self, count: int = 4):
         """Lanes found on the first validation frames, over their ground truth: RGB [H,W,3]."""
-        detector = LaneDetector(self.model.eval(), self.prep, self.post)
+        detector = LaneDetector(TorchBackend(self.model.eval()), self.prep, self.post)
         pictures = []
         for record in self.val_records[:count]:
             image = read_rgb(Path(self.cfg.val) / record.raw_file)
