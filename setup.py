@@ -23,12 +23,14 @@ setup(
         "numpy>=1.24",
         "opencv-python-headless>=4.8,<5",
         "pillow>=10",
+        "tqdm>=4.60",
     ],
     extras_require={
         "train": ["torchvision>=0.29,<0.30", "tensorboard>=2.14", "tqdm>=4.60"],
         "ros": ["rosbags>=0.10"],
+        "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "scikit-learn>=1.3", "torchvision>=0.29,<0.30",
-                "tensorboard>=2.14", "tqdm>=4.60"],
+                "tensorboard>=2.14", "tqdm>=4.60", "onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
     },
     entry_points={"console_scripts": ["lane-seg = lane_seg_core.cli:main"]},
 )
