@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
 
 from .postprocess import Lane
+
+if TYPE_CHECKING:
+    from .inference import Detection
 
 # Distinct RGB colours, indexed by lane id (stable across frames for the same id).
 PALETTE = np.array(
@@ -35,6 +38,19 @@ def draw_lanes(
         x, y = pts[0]
         cv2.putText(out, str(lane.id), (int(x) + 6, int(y) - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.9, lane_colour(lane.id), 2)
     return out
+
+
+def draw_detection(image: np.ndarray, detection: "Detection", alpha: float = 0.45, thickness: int = 4) -> np.ndarray:
+    """A copy of an RGB image [H,W,3]: lane pixels (instance_mask [H,W]) tinted in lane colours, polylines and ids."""
+    mask = detection.instance_mask
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"instance mask {mask.shape} does not match the image {image.shape[:2]}")
+    tinted = image.copy()
+    lane = mask > 0
+    colours = PALETTE[(mask[lane].astype(np.int64) - 1) % len(PALETTE)].astype(np.float32)  # as lane_colour
+    blend = (1.0 - alpha) * image[lane].astype(np.float32) + alpha * colours
+    tinted[lane] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    return draw_lanes(tinted, detection.lanes, thickness=thickness)
 
 
 def contact_sheet(images: Sequence[np.ndarray], columns: int = 3, tile_width: int = 640) -> np.ndarray:
