@@ -1,4 +1,4 @@
-"""The `lane-seg` command: synth, train, eval, tune, score."""
+"""The `lane-seg` command: synth, train, eval, tune, score, export, predict."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
+    p.add_argument("--ignore-run-time", action="store_true",
+                   help="score accuracy alone (the official rule zeroes frames over 200 ms, e.g. on a busy CPU)")
     p.set_defaults(func=_run_eval)
 
 
@@ -94,7 +96,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     if args.lane_threshold is not None:
         detector = detector.with_settings(lane_threshold=args.lane_threshold)
-    score = evaluate_folder(detector, args.data, args.out, args.batch_size)
+    score = evaluate_folder(detector, args.data, args.out, args.batch_size, args.ignore_run_time)
     print(f"frames={score.frames} F1={score.f1:.4f}" + (f" predictions={args.out}" if args.out else ""))
     print(score.summary())
     return 0
@@ -148,10 +150,59 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (onnxruntime, TensorRT) or TorchScript (libtorch)")
+    p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint (default: the built-in model)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, help="file to write (.onnx or .pt)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 17")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .export import export_onnx, export_torchscript, verify_export
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.format == "onnx":
+        path = export_onnx(checkpoint, args.out, args.opset)
+    else:
+        path = export_torchscript(checkpoint, args.out)
+    difference = verify_export(checkpoint, path)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format}); "
+          f"max |exported - torch| on a test batch: {difference:.2e}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="find lanes in an image, a folder of images or a video; draw and save them")
+    p.add_argument("input", help="an image, a folder (searched recursively) or a video file")
+    p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint or .onnx (default: built-in)")
+    p.add_argument("--out", required=True, help="folder for overlays and predictions.json (tuSimple lines)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-frames", type=int, help="stop after this many images or video frames")
+    p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .inference import LaneDetector
+    from .predict import predict_path
+
+    detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
+    if args.lane_threshold is not None:
+        detector = detector.with_settings(lane_threshold=args.lane_threshold)
+    summary = predict_path(detector, args.input, args.out, args.batch_size, args.max_frames, args.progress)
+    print(summary.describe())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lane-seg", description="Lane instance segmentation (SegNet + discriminative loss).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_train, _add_eval, _add_tune, _add_score):
+    for add in (_add_synth, _add_train, _add_eval, _add_tune, _add_score, _add_export, _add_predict):
         add(sub)
     return parser
 

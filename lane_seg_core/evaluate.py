@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -47,9 +47,15 @@ def predict_records(
 ) -> list[LaneRecord]:
     """tuSimple predictions (lanes at each frame's h_samples, run_time in ms) for the given frames."""
     predictions = []
+    detector.warm_up(batch_size=min(batch_size, len(records)) or 1)  # run_time counts: keep set-up out of it
     for chunk, images in _batches(Path(data_dir), records, batch_size):
         predictions += _submission(detector, detector.network(images), chunk)
     return predictions
+
+
+def without_run_time(records: Sequence[LaneRecord]) -> list[LaneRecord]:
+    """The same predictions with run_time 0, so that the official 200 ms rule cannot zero a frame."""
+    return [replace(r, run_time=0.0) for r in records]
 
 
 def selection_metric(accuracy: float, fp: float, fn: float) -> float:
@@ -75,18 +81,22 @@ def sweep_lane_threshold(
         variant = detector.with_settings(lane_threshold=threshold)
         preds = [p for chunk, outputs in cached for p in _submission(variant, outputs, chunk)]
         # run_time is not what is being tuned here; keep the 200 ms rule from masking accuracy
-        preds = [LaneRecord(p.raw_file, p.h_samples, p.lanes, 0.0) for p in preds]
-        scores[threshold] = score_records(preds, records)
+        scores[threshold] = score_records(without_run_time(preds), records)
     best = max(scores, key=lambda t: (selection_metric(scores[t].accuracy, scores[t].fp, scores[t].fn), scores[t].accuracy))
     return ThresholdSweep(best, scores[best], scores)
 
 
 def evaluate_folder(
-    detector: LaneDetector, data_dir: str | os.PathLike, out_json: str | os.PathLike | None = None, batch_size: int = 8
+    detector: LaneDetector, data_dir: str | os.PathLike, out_json: str | os.PathLike | None = None,
+    batch_size: int = 8, ignore_run_time: bool = False,
 ) -> TuSimpleScore:
-    """Predict every labelled frame of a folder, optionally write the submission, and score it."""
+    """Predict every labelled frame of a folder, optionally write the submission, and score it.
+
+    `ignore_run_time` scores accuracy alone: the official rule zeroes frames that took over 200 ms, which on a
+    busy or slow CPU measures the machine rather than the model. The submission keeps the measured times.
+    """
     gts = load_ground_truth(data_dir)
     preds = predict_records(detector, data_dir, gts, batch_size)
     if out_json is not None:
         write_records(out_json, preds)
-    return score_records(preds, gts)
+    return score_records(without_run_time(preds) if ignore_run_time else preds, gts)
