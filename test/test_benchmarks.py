@@ -1,0 +1,50 @@
+"""The pipeline benchmark runs end to end and reports every section (timings themselves are not tested)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_benchmark_prints_every_section_and_its_verdicts():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--quick", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+
+    assert re.search(r"^Machine: .+ torch \S+ with \d+ threads.*GPU: none$", out, re.M), out[:500]
+    for heading in ("## 1. Per-stage time of one 1280x720 frame", "### Post-processing on realistic outputs",
+                    "## 2. Post-processing budget", "## 3. Clustering", "### (i) Synthetic embeddings",
+                    "### (ii) Real embeddings of the built-in model"):
+        assert heading in out, heading
+    # table headers of each section
+    assert re.search(r"^\| model +\| device .*\| preprocess ms \| forward ms \| cluster ms \| fit ms \| mask ms "
+                     r"\| total ms \|$", out, re.M)
+    assert re.search(r"^\| outputs at the input size of .*\| cluster\+fit ms \|$", out, re.M)
+    assert re.search(r"^\| +points \| ours ms \(CPU\) \| DBSCAN ms \| speed-up \| ARI ours vs truth \|", out, re.M)
+    assert re.search(r"^\| +frame \| lane px \| ours ms \| DBSCAN ms \|", out, re.M)
+    # one row per model on the CPU (float32 only), and realistic post-processing for both input sizes
+    for label in ("(a) default SegNet, width 1.0", "(b) small SegNet, width 0.125", "(c) built-in model, width 0.125"):
+        assert re.search(rf"^\| {re.escape(label)} +\| cpu +\| float32 ", out, re.M), label
+    assert re.search(r"^\| \(a\) .*\| cpu +\| 512x256 \| +5 \|", out, re.M)
+    assert re.search(r"^\| \(b\) .*\| cpu +\| 256x128 \| +3 \|", out, re.M)
+
+    # the verdict lines (PASS or FAIL: timings vary with the machine and its load)
+    assert re.search(r"^Post-processing ratio: \d+\.\d\d% <= 10%: (PASS|FAIL)$", out, re.M)
+    assert re.search(r"^Clustering speed-up at 20,000 points: \d+x >= 50x: (PASS|FAIL)$", out, re.M)
+    # ...but the clustering's quality on the synthetic clusters is deterministic: it must pass
+    ari = re.search(r"^Clustering ARI ours vs truth \(worst over sizes\): (\d\.\d{4}) >= 0\.99: (PASS|FAIL)$", out, re.M)
+    assert ari and float(ari.group(1)) >= 0.99 and ari.group(2) == "PASS", out[-3000:]
+    rows = re.findall(r"^\| +([\d,]+) \|(?:[^|]+\|){3} +(\d\.\d{4}) \|", out, re.M)
+    assert [n for n, _ in rows] == ["8,000", "20,000"] and all(float(a) >= 0.99 for _, a in rows), rows
+    # the realistic outputs are clustered exactly into the ground-truth lanes
+    realistic = re.findall(r"^\| \([ab]\) .*\| +(\d) \| +(\d) \| +(\d\.\d{3}) \|", out, re.M)
+    assert len(realistic) == 2 and all(gt == found and float(a) >= 0.99 for gt, found, a in realistic), realistic
+    assert re.search(r"^Finished in \d+ s", out, re.M)
