@@ -69,26 +69,28 @@ def _relabel(labels: torch.Tensor, count: int, min_points: int) -> torch.Tensor:
     return out
 
 
+def _sklearn_labels(estimator_name: str, embedding: torch.Tensor, min_points: int, **settings) -> torch.Tensor:
+    """Labels from an sklearn.cluster estimator on the CPU, as [N] long on the embedding's device."""
+    try:
+        import sklearn.cluster
+    except ImportError:
+        raise RuntimeError(f"the {estimator_name} reference needs scikit-learn: pip install 'lane-seg[dev]'") from None
+    if embedding.shape[0] < min_points:
+        return torch.full((embedding.shape[0],), -1, dtype=torch.long, device=embedding.device)
+    estimator = getattr(sklearn.cluster, estimator_name)(**settings)
+    found = estimator.fit_predict(embedding.detach().float().cpu().numpy()).astype(np.int64)
+    return _relabel(torch.from_numpy(found).to(embedding.device), int(found.max()) + 1, min_points)
+
+
 def cluster_dbscan(embedding: torch.Tensor, eps: float, min_points: int = 10) -> torch.Tensor:
     """The original's method, sklearn DBSCAN on the CPU (slow; for comparison); [N,D] -> [N] labels."""
-    from sklearn.cluster import DBSCAN
-
-    if embedding.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.long, device=embedding.device)
-    found = DBSCAN(eps=eps, min_samples=min_points).fit_predict(embedding.detach().float().cpu().numpy())
-    return _relabel(torch.from_numpy(found.astype(np.int64)).to(embedding.device), int(found.max()) + 1, min_points)
+    return _sklearn_labels("DBSCAN", embedding, min_points, eps=eps, min_samples=min_points)
 
 
 def cluster_sklearn_meanshift(embedding: torch.Tensor, bandwidth: float, min_points: int = 10) -> torch.Tensor:
     """sklearn MeanShift with binned seeds on the CPU (slow; for comparison); [N,D] -> [N] labels."""
-    from sklearn.cluster import MeanShift
-
-    if embedding.shape[0] < min_points:
-        return torch.full((embedding.shape[0],), -1, dtype=torch.long, device=embedding.device)
-    found = MeanShift(bandwidth=bandwidth, bin_seeding=True, min_bin_freq=min_points, cluster_all=False).fit_predict(
-        embedding.detach().float().cpu().numpy()
-    )
-    return _relabel(torch.from_numpy(found.astype(np.int64)).to(embedding.device), int(found.max()) + 1, min_points)
+    return _sklearn_labels("MeanShift", embedding, min_points, bandwidth=bandwidth, bin_seeding=True,
+                           min_bin_freq=min_points, cluster_all=False)
 
 
 def cluster(embedding: torch.Tensor, method: str, bandwidth: float, min_points: int) -> torch.Tensor:
