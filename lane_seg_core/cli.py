@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 BUILTIN_CHECKPOINT = Path(__file__).parent / "weights" / "lane_seg_synth.pt"
 
@@ -30,7 +30,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     d = TrainConfig(data="", out="")
     p = sub.add_parser("train", help="train SegNet on a tuSimple-format folder")
@@ -199,16 +199,20 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = (_add_synth, _add_train, _add_eval, _add_tune, _add_score, _add_export, _add_predict)
+
+
+def build_parser(extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:
+    """The core's subcommands plus `extensions` (lane_seg_ros adds bag and play; the core never imports ROS)."""
     parser = argparse.ArgumentParser(prog="lane-seg", description="Lane instance segmentation (SegNet + discriminative loss).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_train, _add_eval, _add_tune, _add_score, _add_export, _add_predict):
+    for add in (*CORE_COMMANDS, *extensions):
         add(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, extensions: Sequence[Callable] = ()) -> int:
+    args = build_parser(extensions).parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, OSError) as exc:
