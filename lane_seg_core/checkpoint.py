@@ -85,7 +85,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except (pickle.UnpicklingError, KeyError) as exc:  # KeyError: torch's legacy reader on other bytes
+        if not _archive_or_pickle(path):
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint (neither a torch archive nor a pickle: corrupt?)") from None
         raise CheckpointError(
             f"{path}: refused: it holds Python objects that could run code when loaded "
             f"(only tensors and plain data are accepted): {str(exc).splitlines()[0]}"
@@ -117,6 +120,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: inconsistent checkpoint: {exc}") from None
     return checkpoint
+
+
+def _archive_or_pickle(path: Path) -> bool:
+    """A torch zip archive, or a pickle of protocol 2 or later (it starts with the PROTO opcode 0x80)."""
+    with open(path, "rb") as f:
+        return zipfile.is_zipfile(f) or f.seek(0) == 0 and f.read(1) == b"\x80"
 
 
 def code_version() -> str:
