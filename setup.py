@@ -32,5 +32,5 @@ setup(
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "scikit-learn>=1.3", "torchvision>=0.29,<0.30",
                 "tensorboard>=2.14", "tqdm>=4.60", "onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
     },
-    entry_points={"console_scripts": ["lane-seg = lane_seg_core.cli:main"]},
+    entry_points={"console_scripts": ["lane-seg = lane_seg_ros.cli:main", "lane_seg_node = lane_seg_ros.node:main"]},
 )

@@ -1,4 +1,5 @@
-"""lane_seg_ros: the ROS 2 node around lane_seg_core (rclpy glue only; the per-frame work lives in the core).
+"""lane_seg_ros: the ROS 2 side of lane_seg: the node, message conversions, and the bag and play tools.
 
-The node, its messages (msg/) and launch files land with the ROS issue; this package is the place for them.
+Thin glue around lane_seg_core: messages <-> arrays, parameters, QoS and threading; the per-frame work is
+the core's LaneDetector, shared with `lane-seg predict`, `eval` and `bag`.
 """
