@@ -1,0 +1,352 @@
+"""The lane_seg node: camera images in; lanes, an instance mask, rviz markers and a debug overlay out.
+
+Thin glue around lane_seg_core: messages <-> arrays, parameters, QoS and threading. The per-frame work is
+`LaneDetector.__call__`. The subscription callback only keeps the newest image and wakes a worker thread, so
+the executor (parameters, camera_info, diagnostics) never waits for inference; an image replaced before the
+worker took it is dropped and counted.
+
+    ros2 run lane_seg lane_seg_node --ros-args --params-file config/lane_seg.yaml -r image:=/camera/image_raw
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from lane_seg.msg import LaneArray
+from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.inference import Detection, LaneDetector, resolve_device
+from lane_seg_core.visualize import draw_detection
+
+from . import parameters
+from .conversions import (
+    ImageError, array_to_image, compressed_to_rgb, detection_to_lane_array, image_to_rgb, lane_markers,
+)
+
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
+WARN_EVERY_S = 5.0  # throttle of the bad-frame warnings
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (checkpoint, device, parameter); the message is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything the worker needs for one frame; replaced as a whole when a setting changes."""
+
+    detector: LaneDetector  # with the current post-processing settings and ground plane
+    ground_frame_id: str
+    intrinsics: tuple[float, ...] | None  # camera K for the rviz markers (parameter, else camera_info)
+    publish_overlay: bool
+
+
+class FrameStats:
+    """Counters and receive-to-publish latencies, shared by the worker (writes) and the diagnostics timer (reads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.processed = self.dropped = self.bad = self.overlays = 0
+        self.last_bad = ""
+        self._latencies: list[float] = []
+        self._bad_in_period = 0
+        self._period_start = time.monotonic()
+
+    def frame_done(self, latency_ms: float, overlay: bool) -> None:
+        with self._lock:
+            self.processed += 1
+            self.overlays += overlay
+            self._latencies.append(latency_ms)
+
+    def frame_dropped(self) -> None:
+        with self._lock:
+            self.dropped += 1
+
+    def frame_bad(self, reason: str) -> None:
+        with self._lock:
+            self.bad += 1
+            self._bad_in_period += 1
+            self.last_bad = reason
+
+    def period(self) -> dict[str, Any]:
+        """This period's rate, latency percentiles and bad frames plus the totals; starts the next period."""
+        with self._lock:
+            now = time.monotonic()
+            latencies, bad_in_period, elapsed = self._latencies, self._bad_in_period, now - self._period_start
+            self._latencies, self._bad_in_period, self._period_start = [], 0, now
+            totals = dict(processed=self.processed, dropped=self.dropped, bad=self.bad, overlays=self.overlays,
+                          last_bad=self.last_bad)
+        p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (float("nan"), float("nan"))
+        return dict(totals, rate=len(latencies) / max(elapsed, 1e-9), p50=float(p50), p95=float(p95),
+                    bad_in_period=bad_in_period, seconds=elapsed)
+
+
+class LaneSegNode(Node):
+    """Create it, then `start()` (loads the model; StartupError with a one-line reason), spin, then `stop()`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("lane_seg", **kwargs)
+        self._stats = FrameStats()
+        self._frame_ready = threading.Condition()
+        self._pending: tuple[Image | CompressedImage, float] | None = None  # newest message, perf_counter at receipt
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._settings_lock = threading.Lock()  # parameter and camera_info callbacks replacing the pipeline
+        self._camera_k: tuple[float, ...] | None = None
+        self._waiting_for_camera_info = False
+
+    # ------------------------------------------------------------------------------------------------ start-up
+
+    def start(self) -> None:
+        """Declare the parameters, load and warm up the model, create the topics; StartupError when it cannot."""
+        try:
+            self._values = parameters.declare(self, parameters.STARTUP + parameters.OUTPUT + parameters.GROUND)
+            parameters.check_startup(self._values)
+        except (ParameterException, ValueError) as exc:
+            raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
+        self._base_detector, self._model_name = self._load_detector()
+        try:
+            self._values |= parameters.declare(self, parameters.POSTPROCESS, self._base_detector.post.to_dict())
+            self._pipeline = self._build_pipeline(self._values, None)
+        except (ParameterException, ValueError) as exc:
+            raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
+        self._pipeline.detector.warm_up()
+
+        self._lanes_pub = self.create_publisher(LaneArray, "lanes", OUTPUT_QOS)
+        self._mask_pub = self.create_publisher(Image, "lanes/instance_mask", OUTPUT_QOS)
+        self._markers_pub = self.create_publisher(MarkerArray, "lanes/markers", OUTPUT_QOS)
+        self._overlay_pub = self.create_publisher(Image, "lanes/overlay", OUTPUT_QOS)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(self._values["diagnostics_period"], self._report)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._work, name="lane_seg_worker", daemon=True)
+        self._worker.start()
+
+        input_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=self._values["qos.depth"], durability=DurabilityPolicy.VOLATILE,
+            reliability=ReliabilityPolicy.RELIABLE if self._values["qos.reliability"] == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
+        if self._values["use_compressed"]:  # the image subscription comes last: once it is matched, the node is ready
+            self._image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
+        else:
+            self._image_sub = self.create_subscription(Image, "image", self._on_image, input_qos)
+        prep = self._base_detector.prep
+        self.get_logger().info(
+            f"ready: lanes from {self._image_sub.topic_name} ({self._values['qos.reliability']}, depth "
+            f"{self._values['qos.depth']}), model {self._model_name}, device {self._base_detector.device}, "
+            f"input {prep.input_width}x{prep.input_height}"
+        )
+
+    def _load_detector(self) -> tuple[LaneDetector, str]:
+        try:
+            device = resolve_device(self._values["device"])
+        except ValueError as exc:
+            raise StartupError(f"invalid parameter: device: {exc}") from None
+        if self._values["threads"] > 0:
+            torch.set_num_threads(self._values["threads"])
+        path = Path(self._values["checkpoint"] or BUILTIN_CHECKPOINT)
+        try:
+            detector = LaneDetector.from_checkpoint(path, device=str(device))
+        except Exception as exc:  # any failure to load is a start-up error with its reason, not a traceback
+            raise StartupError(f"cannot load the checkpoint: {_one_line(exc)}") from None
+        model = detector.model
+        return detector, f"{path.name}" + (f" (SegNet width {model.config.width})" if model is not None else "")
+
+    # ------------------------------------------------------------------------------------------------ settings
+
+    def _build_pipeline(self, values: dict[str, Any], camera_k: tuple[float, ...] | None) -> Pipeline:
+        """The detector with these settings; ValueError naming the setting when one is invalid."""
+        ground = parameters.GroundSettings.from_values(values)
+        plane = ground.plane(camera_k)
+        detector = self._base_detector.with_settings(**parameters.postprocess_settings(values)).with_ground_plane(plane)
+        waiting = ground.needs_camera_info and plane is None
+        if waiting and not self._waiting_for_camera_info:
+            self.get_logger().info("ground plane: waiting for the camera intrinsics on camera_info")
+        self._waiting_for_camera_info = waiting
+        return Pipeline(detector, ground.frame_id, ground.intrinsics or camera_k, values["publish_overlay"])
+
+    def _on_set_parameters(self, changed: Sequence[Parameter]) -> SetParametersResult:
+        ours = {p.name: parameters.value_of(p) for p in changed if p.name in parameters.SPECS}
+        fixed = [name for name in ours if not parameters.SPECS[name].runtime]
+        if fixed:
+            return SetParametersResult(
+                successful=False, reason=f"{', '.join(fixed)} is read at start-up: changing it requires a restart")
+        if not ours:
+            return SetParametersResult(successful=True)
+        with self._settings_lock:
+            values = self._values | ours
+            try:
+                pipeline = self._build_pipeline(values, self._camera_k)
+            except ValueError as exc:
+                shown = ", ".join(f"{name}={value!r}" for name, value in ours.items())
+                return SetParametersResult(successful=False, reason=f"rejected {shown}: {exc}")
+            self._values, self._pipeline = values, pipeline  # one assignment: the worker sees old or new, never half
+        if "diagnostics_period" in ours:
+            self._diagnostics_timer.timer_period_ns = int(ours["diagnostics_period"] * 1e9)
+        self.get_logger().info("parameters set: " + ", ".join(f"{n}={v!r}" for n, v in ours.items()))
+        return SetParametersResult(successful=True)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        k = tuple(float(v) for v in msg.k)
+        if k[0] <= 0.0 or k == self._camera_k:  # uncalibrated (K all zero) or unchanged
+            return
+        with self._settings_lock:
+            try:
+                pipeline = self._build_pipeline(self._values, k)
+            except ValueError as exc:
+                self.get_logger().warning(f"camera_info K {list(k)} is not usable: {exc}",
+                                          throttle_duration_sec=WARN_EVERY_S)
+                return
+            self._camera_k, self._pipeline = k, pipeline
+        self.get_logger().info(f"camera intrinsics from camera_info: fx={k[0]:.1f} fy={k[4]:.1f} cx={k[2]:.1f} "
+                               f"cy={k[5]:.1f}")
+
+    # ------------------------------------------------------------------------------------------------ frames
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        received = time.perf_counter()
+        with self._frame_ready:
+            if self._pending is not None:
+                self._stats.frame_dropped()
+            self._pending = (msg, received)
+            self._frame_ready.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._frame_ready:
+                self._frame_ready.wait_for(lambda: self._pending is not None or self._stopping)
+                if self._stopping:
+                    return
+                (msg, received), self._pending = self._pending, None
+            self._process(msg, received)
+
+    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+        pipeline = self._pipeline  # read once: this frame uses one consistent set of settings
+        try:
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+            detection: Detection = pipeline.detector(rgb)
+            lanes = detection_to_lane_array(detection, msg.header, pipeline.ground_frame_id)
+            lanes.processing_ms = latency_ms = (time.perf_counter() - received) * 1e3
+            self._lanes_pub.publish(lanes)
+            self._mask_pub.publish(array_to_image(detection.instance_mask, msg.header, "mono8"))
+            self._markers_pub.publish(lane_markers(lanes.lanes, msg.header, detection.image_size, pipeline.intrinsics))
+            overlay = pipeline.publish_overlay and self._overlay_pub.get_subscription_count() > 0
+            if overlay:
+                self._overlay_pub.publish(array_to_image(draw_detection(rgb, detection), msg.header, "rgb8"))
+        except ImageError as exc:
+            self._bad_frame(str(exc))
+        except Exception as exc:  # one frame must never stop the node; it is counted and reported
+            if self._stopping or not self.context.ok():
+                return
+            self._bad_frame(f"{type(exc).__name__}: {_one_line(exc)}")
+        else:
+            self._stats.frame_done(latency_ms, overlay)
+
+    def _bad_frame(self, reason: str) -> None:
+        self._stats.frame_bad(reason)
+        self.get_logger().warning(f"bad frame on {self._image_sub.topic_name} skipped: {reason}",
+                                  throttle_duration_sec=WARN_EVERY_S)
+
+    # ------------------------------------------------------------------------------------------------ reports
+
+    def _report(self) -> None:
+        s = self._stats.period()
+        latency = f"latency p50 {s['p50']:.1f} ms p95 {s['p95']:.1f} ms" if s["rate"] > 0 else "no frames"
+        line = (f"{s['rate']:.1f} Hz, {latency}; totals: {s['processed']} processed, {s['dropped']} dropped, "
+                f"{s['bad']} bad")
+        if s["bad_in_period"]:
+            self.get_logger().warning(f"{line}; {s['bad_in_period']} bad frames in the last {s['seconds']:.1f} s, "
+                                      f"last: {s['last_bad']}")
+        else:
+            self.get_logger().info(line)
+        values = {
+            "rate (Hz)": f"{s['rate']:.2f}",
+            "latency p50 (ms)": f"{s['p50']:.1f}",
+            "latency p95 (ms)": f"{s['p95']:.1f}",
+            "frames processed": s["processed"],
+            "frames dropped": s["dropped"],
+            "bad frames": s["bad"],
+            "bad frames in period": s["bad_in_period"],
+            "last bad frame": s["last_bad"],
+            "overlays published": s["overlays"],
+            "device": str(self._base_detector.device),
+            "model": self._model_name,
+            "input topic": self._image_sub.topic_name,
+        }
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if s["bad_in_period"] else DiagnosticStatus.OK,
+            name=f"{self.get_name()}: lane detection", hardware_id=str(self._base_detector.device),
+            message=f"{s['bad_in_period']} bad frames in the last {s['seconds']:.1f} s" if s["bad_in_period"] else line,
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
+
+    # ------------------------------------------------------------------------------------------------ shutdown
+
+    def stop(self) -> None:
+        """Stop the worker (it finishes the frame in hand) before the node is destroyed."""
+        with self._frame_ready:
+            self._stopping = True
+            self._frame_ready.notify()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the node until Ctrl-C or SIGTERM (exit 0); 1 when it cannot start, with the reason on one line."""
+    try:
+        rclpy.init(args=argv)
+    except Exception as exc:  # e.g. a parameters file that is not valid YAML
+        print(f"lane_seg_node: cannot start: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    node = None
+    try:
+        node = LaneSegNode()
+        node.start()
+        rclpy.spin(node)
+    except StartupError as exc:
+        if not rclpy.ok():  # a signal shut ROS down while the node was starting
+            return 0
+        node.get_logger().error(f"cannot start: {exc}")
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

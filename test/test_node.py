@@ -1,0 +1,545 @@
+"""The ROS 2 node end to end: the real node process and a probe node talking over real Fast-DDS.
+
+One node process serves most tests (started once for the module); a second one in namespace /compressed takes
+CompressedImage input; start-up failures each start a process that must exit non-zero with its reason.
+Frames are synthetic 1280x720 road scenes; the node's answers are compared with the core's LaneDetector run here
+on the same pixels, and its ego lanes with the scenes' ground truth.
+"""
+
+import itertools
+import re
+import signal
+import time
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed: make venv")
+pytest.importorskip("lane_seg.msg", reason="lane_seg messages are not built: make venv")
+
+import torch  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from lane_seg.msg import LaneArray  # noqa: E402
+from lane_seg_core.cli import BUILTIN_CHECKPOINT  # noqa: E402
+from lane_seg_core.ground import GroundPlane  # noqa: E402
+from lane_seg_core.inference import LaneDetector  # noqa: E402
+from lane_seg_core.synth import H_SAMPLES, render_scene, sample_frame  # noqa: E402
+from lane_seg_ros.conversions import array_to_image  # noqa: E402
+from ros_helpers import NodeProcess, Probe, release_domain_id, reserve_domain_id, ros_env  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SEED = 20261125  # held-out synthetic frames (the built-in model never saw them)
+FRAMES = (0, 3, 6)  # 3 or 4 lanes each, ego lanes within 10 px of the truth for the built-in model
+FRAME_ID = "front_camera_optical_frame"
+START_S = 90.0  # the node's start-up (torch import, model, warm-up) on a busy 2-core machine
+ANSWER_S = 30.0  # one frame's answer, resent every RESEND_S in case a best-effort sample was lost
+RESEND_S = 5.0
+NODE = "/lane_seg"
+DIAGNOSTIC_KEYS = {"rate (Hz)", "latency p50 (ms)", "latency p95 (ms)", "frames processed", "frames dropped",
+                   "bad frames", "bad frames in period", "last bad frame", "overlays published", "device", "model",
+                   "input topic"}
+
+_stamps = itertools.count(1)
+_scenes = {}
+
+
+def next_stamp() -> Time:
+    n = next(_stamps)
+    return Time(sec=1_790_000_000 + n, nanosec=1000 * n)
+
+
+def scene(index):
+    """(SceneParams, BGR uint8 [720,1280,3], tuSimple lane labels) of held-out frame `index`."""
+    if index not in _scenes:
+        params = sample_frame(SEED, index)
+        _scenes[index] = (params, *render_scene(params))
+    return _scenes[index]
+
+
+def as_encoding(bgr: np.ndarray, encoding: str) -> np.ndarray:
+    conversion = {"bgr8": None, "rgb8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_BGR2RGBA, "bgra8": cv2.COLOR_BGR2BGRA,
+                  "mono8": cv2.COLOR_BGR2GRAY}[encoding]
+    return bgr if conversion is None else cv2.cvtColor(bgr, conversion)
+
+
+def frame_msg(index: int = 0, encoding: str = "bgr8") -> Image:
+    header = Header(stamp=next_stamp(), frame_id=FRAME_ID)
+    return array_to_image(as_encoding(scene(index)[1], encoding), header, encoding)
+
+
+def expected_rgb(index: int = 0, encoding: str = "bgr8") -> np.ndarray:
+    bgr = scene(index)[1]
+    if encoding == "mono8":
+        return cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def stamp_of(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def points(lane_msg) -> np.ndarray:
+    return np.array([[p.x, p.y] for p in lane_msg.points_image], dtype=np.float32).reshape(-1, 2)
+
+
+def image_array(msg: Image) -> np.ndarray:
+    """uint8 [H,W] (mono8) or [H,W,C] of an Image without row padding."""
+    channels = msg.step // msg.width
+    array = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, channels)
+    return array[:, :, 0] if channels == 1 else array
+
+
+def ask(io, msg, publisher=None, inbox=None, timeout: float = ANSWER_S):
+    """Publish a frame and return the LaneArray stamped like it (resent now and then: best effort may lose one)."""
+    publisher, inbox = publisher or io.image_pub, inbox or io.lanes
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert io.node.alive(), f"the node died (exit {io.node.process.returncode}):\n{io.node.output()[-3000:]}"
+        publisher.publish(msg)
+        answer = inbox.with_stamp(msg.header.stamp, min(RESEND_S, max(deadline - time.monotonic(), 0.1)))
+        if answer is not None:
+            return answer
+    raise AssertionError(
+        f"no lanes for the frame stamped {stamp_of(msg)} within {timeout} s:\n{io.node.output()[-3000:]}")
+
+
+def assert_same_lanes(msg: LaneArray, expected, tolerance: float = 1.0) -> None:
+    """The node's lanes are the core's lanes for the same pixels."""
+    assert [(lane.id, lane.position) for lane in msg.lanes] == [(lane.id, lane.position) for lane in expected.lanes]
+    for got, want in zip(msg.lanes, expected.lanes):
+        assert points(got).shape == want.points.shape
+        np.testing.assert_allclose(points(got), want.points, atol=tolerance)
+        assert got.pixel_count == want.pixel_count and got.confidence == pytest.approx(want.confidence, abs=1e-4)
+
+
+def markers_for(io, sent: Image) -> MarkerArray | None:
+    return io.markers.wait_for(lambda m: m.markers and m.markers[0].header.stamp == sent.header.stamp, ANSWER_S)
+
+
+def ours(msg: DiagnosticArray, topic: str = "/image") -> dict | None:
+    """The key/values (plus 'level' and 'message') of our node's status in a DiagnosticArray, None if absent."""
+    for status in msg.status:
+        values = {kv.key: kv.value for kv in status.values}
+        if values.get("input topic") == topic:
+            return dict(values, level=status.level, message=status.message, name=status.name,
+                        hardware_id=status.hardware_id)
+    return None
+
+
+def report_after(io, wall_time: float, timeout: float = ANSWER_S) -> dict:
+    """Our node's first status report made after `wall_time` (time.time()): it counts everything done before."""
+    def later(msg):
+        return ours(msg) is not None and msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 > wall_time
+
+    msg = io.diagnostics.wait_for(later, timeout)
+    assert msg is not None, f"no /diagnostics within {timeout} s:\n{io.node.output()[-2000:]}"
+    return ours(msg)
+
+
+def diagnostics_where(io, predicate, timeout: float = ANSWER_S) -> dict:
+    msg = io.diagnostics.wait_for(lambda m: (v := ours(m)) is not None and predicate(v), timeout)
+    assert msg is not None, f"no matching /diagnostics within {timeout} s:\n{io.node.output()[-2000:]}"
+    return ours(msg)
+
+
+# -------------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def ros(tmp_path_factory):
+    domain_id = reserve_domain_id()
+    folder = tmp_path_factory.mktemp("ros")
+    yield SimpleNamespace(domain_id=domain_id, dir=folder, env=ros_env(domain_id, folder / "log"))
+    release_domain_id(domain_id)
+
+
+@pytest.fixture(scope="module")
+def probe(ros):
+    probe = Probe(ros.domain_id)
+    yield probe
+    probe.close()
+
+
+@pytest.fixture(scope="module")
+def detector():
+    """The core's detector on the CPU, to compare the node's answers with."""
+    return LaneDetector.from_checkpoint(BUILTIN_CHECKPOINT, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def io(ros, probe):
+    """The node (device cpu, 1 torch thread, a report every 0.5 s) and the probe's publishers and subscriptions."""
+    node = NodeProcess(["-p", "device:=cpu", "-p", "threads:=1", "-p", "diagnostics_period:=0.5"], ros.env, ros.dir)
+    io = SimpleNamespace(node=node, image_pub=probe.publisher(Image, "/image"),
+                         camera_info_pub=probe.publisher(CameraInfo, "/camera_info"))
+    io.lanes, _ = probe.subscribe(LaneArray, "/lanes")
+    io.mask, _ = probe.subscribe(Image, "/lanes/instance_mask")
+    io.markers, _ = probe.subscribe(MarkerArray, "/lanes/markers")
+    io.diagnostics, _ = probe.subscribe(DiagnosticArray, "/diagnostics", depth=100)
+    try:
+        ready = probe.wait_until(lambda: io.image_pub.get_subscription_count() > 0 or not node.alive(), START_S)
+        assert ready and node.alive(), f"the node did not start within {START_S} s:\n{node.output()[-3000:]}"
+        yield io
+    finally:
+        node.kill()
+
+
+# -------------------------------------------------------------------------------------------------------- frames
+
+
+def test_each_frame_is_answered_with_its_header_lanes_mask_and_markers(io, detector):
+    colours = {}
+    for index in FRAMES:
+        sent = frame_msg(index)
+        lanes = ask(io, sent)
+        expected = detector(expected_rgb(index))
+
+        assert lanes.header.frame_id == FRAME_ID and lanes.image_width == 1280 and lanes.image_height == 720
+        assert 0 < lanes.processing_ms < 60_000
+        assert len(lanes.lanes) >= 2
+        assert_same_lanes(lanes, expected)
+        positions = [lane.position for lane in lanes.lanes]
+        assert positions == sorted(positions) and 0 not in positions and -1 in positions and 1 in positions
+        truth = np.array(scene(index)[2], dtype=np.float64)
+        rows = np.array(H_SAMPLES, dtype=np.float64)
+        for lane in lanes.lanes:
+            xy = points(lane)
+            assert np.all(np.diff(xy[:, 1]) < 0) and xy[0, 1] <= 719.5  # from the bottom of the image upwards
+            assert np.all((xy[:, 0] >= -0.5) & (xy[:, 0] <= 1279.5) & (xy[:, 1] >= 0))
+            if abs(lane.position) == 1:  # the ego lanes lie on ground-truth lanes (mean error at tuSimple rows)
+                x = np.interp(rows, xy[::-1, 1], xy[::-1, 0])
+                seen = (rows >= xy[-1, 1]) & (rows <= xy[0, 1])
+                errors = [np.abs(x - gt)[seen & (gt >= 0)].mean() for gt in truth if (seen & (gt >= 0)).sum() >= 5]
+                assert min(errors) < 20, (index, lane.position, errors)
+
+        mask_msg = io.mask.with_stamp(sent.header.stamp, ANSWER_S)
+        assert mask_msg is not None, "no instance mask for the frame"
+        assert (mask_msg.encoding, mask_msg.width, mask_msg.height, mask_msg.step) == ("mono8", 1280, 720, 1280)
+        assert mask_msg.header.frame_id == FRAME_ID
+        mask = image_array(mask_msg)
+        assert set(np.unique(mask).tolist()) == {0} | {lane.id for lane in lanes.lanes}
+        assert np.mean(mask == expected.instance_mask) > 0.999
+
+        markers = markers_for(io, sent)
+        assert markers is not None, "no markers for the frame"
+        first, *strips = markers.markers
+        assert first.action == Marker.DELETEALL
+        assert [m.id for m in strips] == [lane.id for lane in lanes.lanes]
+        for marker in strips:
+            assert marker.type == Marker.LINE_STRIP and marker.action == Marker.ADD and len(marker.points) >= 2
+            assert marker.header.stamp == sent.header.stamp and marker.header.frame_id == FRAME_ID
+            assert marker.scale.x > 0 and marker.color.a == 1.0 and marker.pose.orientation.w == 1.0
+            colour = (marker.color.r, marker.color.g, marker.color.b)
+            assert colours.setdefault(marker.id, colour) == colour, "a lane id changed colour between frames"
+    assert len(set(colours.values())) == len(colours), "two lane ids share a colour"
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "rgba8", "bgra8", "mono8"])
+def test_every_supported_encoding_gives_the_cores_lanes(io, detector, encoding):
+    lanes = ask(io, frame_msg(0, encoding))
+    assert len(lanes.lanes) >= 2
+    assert_same_lanes(lanes, detector(expected_rgb(0, encoding)))
+
+
+def test_the_newest_frame_wins_a_burst_and_older_ones_are_dropped(io):
+    before = report_after(io, time.time())
+    burst = [frame_msg(i % 2) for i in range(8)]
+    for msg in burst:
+        io.image_pub.publish(msg)
+    ask(io, burst[-1])  # resent only if it was lost
+    answered = [msg for msg in burst[:-1] if io.lanes.with_stamp(msg.header.stamp, 0) is not None]
+    after = report_after(io, time.time())
+    processed = int(after["frames processed"]) - int(before["frames processed"])
+    dropped = int(after["frames dropped"]) - int(before["frames dropped"])
+    print(f"burst of 8: {len(answered) + 1} answered, {processed} processed, {dropped} dropped")
+    assert processed >= len(answered) + 1 and dropped >= 0
+    assert io.node.alive()
+
+
+# -------------------------------------------------------------------------------------------------------- overlay
+
+
+def test_the_overlay_is_drawn_only_while_someone_subscribes(io, probe):
+    ask(io, frame_msg(0))
+    before = report_after(io, time.time())
+    ask(io, frame_msg(3))
+    after = report_after(io, time.time())
+    assert int(after["frames processed"]) > int(before["frames processed"])
+    assert after["overlays published"] == before["overlays published"], "an overlay was drawn for nobody"
+
+    overlays, subscription = probe.subscribe(Image, "/lanes/overlay", depth=5)
+    try:
+        assert probe.wait_until(lambda: subscription.get_publisher_count() > 0, ANSWER_S)
+        overlay = None
+        deadline = time.monotonic() + ANSWER_S
+        while overlay is None and time.monotonic() < deadline:  # until the node's publisher has matched us too
+            sent = frame_msg(0)
+            lanes = ask(io, sent)
+            overlay = overlays.with_stamp(sent.header.stamp, 2.0)
+        assert overlay is not None, "no overlay while subscribed"
+        assert (overlay.encoding, overlay.width, overlay.height) == ("rgb8", 1280, 720)
+        assert overlay.header.frame_id == FRAME_ID
+        drawn, rgb = image_array(overlay), expected_rgb(0)
+        changed = np.any(drawn != rgb, axis=2)
+        assert 0.001 < changed.mean() < 0.5, "the overlay should be the image with lanes drawn on it"
+        x, y = np.round(points(lanes.lanes[0])[len(lanes.lanes[0].points_image) // 2]).astype(int)
+        assert changed[y, x], "no drawing on the first lane's polyline"
+
+        [result] = probe.set_parameters(NODE, {"publish_overlay": False})
+        assert result.successful, result.reason
+        sent = frame_msg(0)
+        ask(io, sent)
+        assert overlays.with_stamp(sent.header.stamp, 2.0) is None, "overlay published with publish_overlay false"
+    finally:
+        probe.set_parameters(NODE, {"publish_overlay": True})
+        probe.node.destroy_subscription(subscription)
+
+
+# -------------------------------------------------------------------------------------------------------- bad frames
+
+
+def bad(encoding="bgr8", width=1280, height=720, step=None, size=None) -> Image:
+    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "yuv422": 2}[encoding]
+    step = width * channels if step is None else step
+    size = step * height if size is None else size
+    return Image(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), encoding=encoding, width=width, height=height,
+                 step=step, data=bytes(size))
+
+
+BAD_FRAMES = {
+    "unknown encoding": (lambda: bad("yuv422"), "encoding 'yuv422' is not supported"),
+    "short data": (lambda: bad(size=1000), "data has 1000 bytes, expected step*height=2764800"),
+    "step too small": (lambda: bad("rgb8", step=1280, size=1280 * 720), "step=1280 is less than width*channels=3840"),
+    "0x0": (lambda: bad(width=0, height=0), "empty image"),
+    "huge with little data": (lambda: bad("mono8", width=100_000, height=100_000, size=64), "larger than"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FRAMES)
+def test_a_bad_frame_is_skipped_counted_and_reported_and_the_next_good_one_answered(io, kind):
+    make, reason = BAD_FRAMES[kind]
+    bad_before = int(report_after(io, time.time())["bad frames"])
+    bad_msg = make()
+    report = None
+    deadline = time.monotonic() + ANSWER_S
+    while report is None and time.monotonic() < deadline:  # resent in case best effort lost it
+        io.image_pub.publish(bad_msg)
+        msg = io.diagnostics.wait_for(
+            lambda m: (v := ours(m)) is not None and int(v["bad frames"]) > bad_before, RESEND_S)
+        report = ours(msg) if msg is not None else None
+    assert report is not None, f"the bad frame was not counted:\n{io.node.output()[-2000:]}"
+    assert reason in report["last bad frame"]
+    assert report["level"] == DiagnosticStatus.WARN and "bad frames" in report["message"]
+
+    good = frame_msg(0)
+    lanes = ask(io, good)
+    assert stamp_of(lanes) == stamp_of(good) and len(lanes.lanes) >= 2
+    assert io.lanes.with_stamp(bad_msg.header.stamp, 0) is None, "a bad frame was answered"
+    assert io.node.alive()
+
+
+def test_bad_frame_warnings_name_the_topic_and_the_problem_and_are_throttled(io):
+    warnings = [line for line in io.node.stderr().splitlines() if "bad frame on /image skipped:" in line]
+    if not warnings:
+        pytest.skip("run together with the bad-frame tests")
+    assert "WARN" in warnings[0] and re.search(r"skipped: (encoding|data has|step=|empty|image of)", warnings[0])
+    times = [float(re.search(r"\[(\d+\.\d+)\]", line).group(1)) for line in warnings]
+    assert all(b - a >= 4.9 for a, b in zip(times, times[1:])), f"not throttled to one per 5 s: {warnings}"
+    assert int(report_after(io, time.time())["bad frames"]) >= len(warnings)
+
+
+# -------------------------------------------------------------------------------------------------------- parameters
+
+
+def test_run_time_parameters_change_the_next_frame(io, probe, detector):
+    try:
+        results = probe.set_parameters(NODE, {"max_lanes": 1, "lane_threshold": 0.8})
+        assert all(r.successful for r in results), [r.reason for r in results]
+        lanes = ask(io, frame_msg(0))
+        assert_same_lanes(lanes, detector.with_settings(max_lanes=1, lane_threshold=0.8)(expected_rgb(0)))
+        assert len(lanes.lanes) == 1
+    finally:
+        results = probe.set_parameters(NODE, {"max_lanes": detector.post.max_lanes,
+                                              "lane_threshold": detector.post.lane_threshold})
+    assert all(r.successful for r in results)
+    assert_same_lanes(ask(io, frame_msg(0)), detector(expected_rgb(0)))
+
+
+REJECTED = [
+    ({"lane_threshold": 1.0}, "PostprocessConfig.lane_threshold must be in (0.0, 1.0), got 1.0"),
+    ({"lane_threshold": 1.5}, "lane_threshold out of range Min: 0.0, Max: 1.0"),
+    ({"bandwidth": 0.0}, "PostprocessConfig.bandwidth must be in (0.0, inf], got 0.0"),
+    ({"min_pixels": 0}, "min_pixels out of range. Min: 1"),
+    ({"max_lanes": 300}, "max_lanes out of range. Min: 1, Max: 255"),
+    ({"polyline_step": 0.25}, "polyline_step out of range Min: 0.5"),
+    ({"ground.height": 0.0}, "ground.height must be > 0 m"),
+    ({"ground.homography": [1.0, 2.0]}, "ground.homography must be 9 values"),
+    ({"checkpoint": "other.pt"}, "checkpoint is read at start-up: changing it requires a restart"),
+    ({"device": "cpu"}, "device is read at start-up: changing it requires a restart"),
+    ({"threads": 2}, "threads is read at start-up: changing it requires a restart"),
+    ({"use_compressed": True}, "use_compressed is read at start-up: changing it requires a restart"),
+    ({"qos.reliability": "reliable"}, "qos.reliability is read at start-up: changing it requires a restart"),
+    ({"qos.depth": 5}, "qos.depth is read at start-up: changing it requires a restart"),
+]
+
+
+@pytest.mark.parametrize("change, reason", REJECTED, ids=[f"{n}={v}" for c, _ in REJECTED for n, v in c.items()])
+def test_invalid_or_start_up_only_parameters_are_refused_with_the_reason(io, probe, change, reason):
+    [result] = probe.set_parameters(NODE, change)
+    assert not result.successful
+    assert reason in result.reason
+
+
+def test_refused_parameters_left_the_settings_alone(io, detector):
+    assert_same_lanes(ask(io, frame_msg(0)), detector(expected_rgb(0)))
+
+
+def test_ground_points_from_camera_info_intrinsics(io, probe, detector):
+    params, _, _ = scene(0)
+    camera = params.camera
+    info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1280, height=720,
+                      k=[camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0])
+    results = probe.set_parameters(NODE, {"ground.enabled": True, "ground.height": camera.height,
+                                          "ground.pitch": camera.pitch})
+    try:
+        assert all(r.successful for r in results), [r.reason for r in results]
+        lanes = None
+        deadline = time.monotonic() + ANSWER_S
+        while time.monotonic() < deadline:  # camera_info is best effort too: send it with every try
+            io.camera_info_pub.publish(info)
+            sent = frame_msg(0)
+            lanes = ask(io, sent)
+            if all(lane.points_ground for lane in lanes.lanes):
+                break
+        assert lanes is not None and all(lane.points_ground for lane in lanes.lanes), "no ground points"
+        plane = GroundPlane.from_camera(info.k, camera.height, camera.pitch)
+        expected = detector.with_ground_plane(plane)(expected_rgb(0))
+        assert_same_lanes(lanes, expected)
+        for lane, want in zip(lanes.lanes, expected.lanes):
+            ground = np.array([[p.x, p.y] for p in lane.points_ground], dtype=np.float32)
+            assert lane.ground_frame_id == "base_footprint"
+            np.testing.assert_allclose(ground, want.ground_points, atol=1e-3)
+            assert np.all(ground[:, 0] > 0) and np.all(ground[:, 0] <= 80.0 + 1e-3)
+            if abs(lane.position) == 1:  # the ego lanes start a few metres ahead, half a lane width left and right
+                assert 1.0 < ground[0, 0] < 10.0 and 0.3 < lane.position * -ground[0, 1] < 3.0
+        markers = markers_for(io, sent)
+        assert markers is not None and all(m.header.frame_id == "base_footprint" for m in markers.markers[1:])
+    finally:
+        probe.set_parameters(NODE, {"ground.enabled": False})
+    assert not any(lane.points_ground for lane in ask(io, frame_msg(0)).lanes)
+
+
+# -------------------------------------------------------------------------------------------------------- diagnostics
+
+
+def test_diagnostics_report_rate_latency_counts_device_and_model(io):
+    ask(io, frame_msg(0))
+    report = diagnostics_where(io, lambda v: int(v["frames processed"]) >= 1 and int(v["bad frames in period"]) == 0)
+    assert DIAGNOSTIC_KEYS <= set(report)
+    assert report["level"] == DiagnosticStatus.OK and report["name"].startswith("lane_seg")
+    assert report["device"] == report["hardware_id"] == "cpu"
+    assert report["model"].startswith("lane_seg_synth.pt")
+    assert float(report["rate (Hz)"]) >= 0
+    for key in ("frames processed", "frames dropped", "bad frames", "overlays published"):
+        assert int(report[key]) >= 0
+    busy = diagnostics_where(io, lambda v: float(v["rate (Hz)"]) > 0)  # a period with the frame just sent
+    assert 0 < float(busy["latency p50 (ms)"]) <= float(busy["latency p95 (ms)"]) < 60_000
+    assert re.search(r"\[lane_seg\]: [\d.]+ Hz, (latency p50 [\d.]+ ms p95 [\d.]+ ms|no frames); totals: \d+ processed",
+                     io.node.stderr()), "no periodic log line"
+
+
+# -------------------------------------------------------------------------------------------------------- compressed
+
+
+@pytest.fixture(scope="module")
+def compressed(ros, probe):
+    """A second node, in namespace /compressed, reading image/compressed."""
+    args = ["-p", "use_compressed:=true", "-p", "device:=cpu", "-p", "threads:=1", "-r", "__ns:=/compressed"]
+    node = NodeProcess(args, ros.env, ros.dir, name="compressed")
+    io = SimpleNamespace(node=node, image_pub=probe.publisher(CompressedImage, "/compressed/image/compressed"))
+    io.lanes, _ = probe.subscribe(LaneArray, "/compressed/lanes")
+    try:
+        ready = probe.wait_until(lambda: io.image_pub.get_subscription_count() > 0 or not node.alive(), START_S)
+        assert ready and node.alive(), f"the compressed node did not start within {START_S} s:\n{node.output()[-3000:]}"
+        yield io
+    finally:
+        node.kill()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_input_gives_the_cores_lanes(compressed, detector, fmt):
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", scene(3)[1])
+    assert ok
+    msg = CompressedImage(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), format=fmt, data=data.tobytes())
+    lanes = ask(compressed, msg)
+    decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert lanes.header.frame_id == FRAME_ID and len(lanes.lanes) >= 2
+    assert_same_lanes(lanes, detector(decoded))
+
+
+def test_sigint_stops_the_node_with_exit_code_0(compressed):
+    assert compressed.node.send(signal.SIGINT) == 0
+    assert "Traceback" not in compressed.node.output()
+
+
+# -------------------------------------------------------------------------------------------------------- start-up
+
+
+STARTUP_FAILURES = {
+    "missing checkpoint": (lambda d: ["-p", f"checkpoint:={d / 'missing.pt'}"], "checkpoint not found"),
+    "corrupt checkpoint": (lambda d: ["-p", f"checkpoint:={d / 'corrupt.pt'}"], "not a readable checkpoint"),
+    "cuda without CUDA": (lambda d: ["-p", "device:=cuda"], "CUDA is not available"),
+    "invalid value in the YAML": (lambda d: ["--params-file", str(d / "invalid.yaml")], "lane_threshold out of range"),
+}
+
+
+@pytest.fixture(scope="module")
+def failed_starts(ros):
+    """Start one node per start-up failure, all at once, and wait for them to exit."""
+    folder = ros.dir / "failures"
+    folder.mkdir()
+    (folder / "corrupt.pt").write_bytes(b"GARBAGE!" + np.random.default_rng(0).bytes(4096))
+    (folder / "invalid.yaml").write_text("/**:\n  ros__parameters:\n    lane_threshold: 1.5\n")
+    cases = {name: case for name, case in STARTUP_FAILURES.items()
+             if not (name == "cuda without CUDA" and torch.cuda.is_available())}
+    env = dict(ros.env, ROS_LOG_DIR=str(folder / "log"))
+    nodes = {name: NodeProcess(["-p", "device:=cpu"] * (name != "cuda without CUDA") + args(folder), env, folder,
+                               name=name.replace(" ", "_"))
+             for name, (args, _) in cases.items()}
+    try:
+        codes = {name: node.wait(START_S) for name, node in nodes.items()}
+    finally:
+        for node in nodes.values():
+            node.kill()
+    logs = "".join(path.read_text(errors="replace") for path in (folder / "log").rglob("*.log"))
+    return {name: (codes[name], node.stderr(), logs) for name, node in nodes.items()}
+
+
+@pytest.mark.parametrize("case", STARTUP_FAILURES)
+def test_a_start_up_failure_exits_non_zero_with_a_one_line_reason(failed_starts, case):
+    if case == "cuda without CUDA" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    code, stderr, logs = failed_starts[case]
+    reason = STARTUP_FAILURES[case][1]
+    assert code == 1, stderr
+    lines = [line for line in stderr.splitlines() if reason in line]
+    assert len(lines) == 1 and "cannot start" in lines[0] and "[ERROR]" in lines[0], stderr
+    assert "Traceback" not in stderr
+    assert reason in logs, "the reason is not in the ROS log file"
+
+
+# -------------------------------------------------------------------------------------------------------- shutdown
+
+
+def test_sigterm_stops_the_node_with_exit_code_0(io):
+    ask(io, frame_msg(0))
+    assert io.node.send(signal.SIGTERM) == 0
+    assert "Traceback" not in io.node.output()
