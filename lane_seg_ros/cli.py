@@ -1,0 +1,18 @@
+"""The `lane-seg` command with the ROS-side subcommands (bag, play) added to the core's."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from lane_seg_core import cli as core_cli
+
+from .bag import add_bag_command, add_play_command  # imports rclpy and rosbags only when a command runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return core_cli.main(argv, extensions=(add_bag_command, add_play_command))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
