@@ -32,22 +32,21 @@ def cluster_embeddings(
         sample = x[pick.to(x.device)]
     scale = n / len(sample)  # points each sampled point stands for
     near = torch.cdist(sample, sample) < bandwidth
-    density = torch.count_nonzero(near, dim=1)
+    density = near.to(torch.uint8).sum(dim=1, dtype=torch.int32)  # faster than summing bools on the CPU
     unassigned = torch.ones(len(sample), dtype=torch.bool, device=x.device)
     centres = []
     while len(centres) < max_clusters:
         seed = int(torch.where(unassigned, density, -1).argmax())
         if not bool(unassigned[seed]) or int(density[seed]) * scale < min_points:
             break  # no unassigned point has enough neighbours left to start a lane
-        centre = sample[seed]
         members = near[seed] & unassigned
         for _ in range(10):
-            new_centre = sample[members].mean(dim=0)
-            members = unassigned & ((sample - new_centre).norm(dim=1) < bandwidth)
-            settled = float((new_centre - centre).norm()) < 1e-3 * bandwidth
-            centre = new_centre
-            if settled or not bool(members.any()):
+            weights = members.to(sample.dtype)
+            centre = weights @ sample / weights.sum()
+            moved = unassigned & ((sample - centre).square().sum(dim=1) < bandwidth * bandwidth)
+            if torch.equal(moved, members):  # a flat kernel settles once its members stop changing
                 break
+            members = moved
         members[seed] = True
         if int(members.count_nonzero()) * scale >= min_points:
             centres.append(centre)

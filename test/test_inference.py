@@ -159,7 +159,7 @@ def test_images_of_odd_sizes_and_a_mixed_batch(detector, frames):
         x_half = np.array(a.resample(rows / 2, 640)) * 2
         x_full = np.array(b.resample(rows, 1280))
         both = (x_half >= 0) & (x_full >= 0)
-        assert both.sum() >= 4 and np.abs(x_half[both] - x_full[both]).max() < 12
+        assert both.sum() >= 4 and np.abs(x_half[both] - x_full[both]).max() < 16  # 3 network-input columns
 
 
 def test_an_empty_road_and_an_empty_batch(detector):
