@@ -7,7 +7,8 @@ from typing import Sequence
 
 from lane_seg_core import cli as core_cli
 
-from .bag import add_bag_command, add_play_command  # imports rclpy and rosbags only when a command runs
+from .bag import add_bag_command  # these import rclpy, rosbags and torch only when their command runs
+from .play import add_play_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Point32
+from lane_seg.msg import Lane as LaneMsg
+from lane_seg.msg import LaneArray
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from lane_seg.msg import Lane as LaneMsg
-from lane_seg.msg import LaneArray
 from lane_seg_core.inference import Detection
 from lane_seg_core.visualize import lane_colour
 

@@ -21,6 +21,7 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from lane_seg.msg import LaneArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
@@ -31,14 +32,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from lane_seg.msg import LaneArray
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
 from lane_seg_core.inference import Detection, LaneDetector, resolve_device
 from lane_seg_core.visualize import draw_detection
 
 from . import parameters
 from .conversions import (
-    ImageError, array_to_image, compressed_to_rgb, detection_to_lane_array, image_to_rgb, lane_markers,
+    ImageError,
+    array_to_image,
+    compressed_to_rgb,
+    detection_to_lane_array,
+    image_to_rgb,
+    lane_markers,
 )
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
