@@ -9,7 +9,7 @@ CLUSTER_METHODS = ("meanshift", "dbscan", "sklearn_meanshift")
 
 
 def cluster_embeddings(
-    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 1024, max_clusters: int = 32
+    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 512, max_clusters: int = 32
 ) -> torch.Tensor:
     """Group [N,D] embeddings into lanes; returns [N] long labels 0..K-1, -1 for noise, on the same device.
 

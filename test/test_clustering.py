@@ -55,7 +55,7 @@ def test_a_bridge_of_ambiguous_pixels_does_not_merge_two_lanes():
     lane_a, lane_b = int(ours[0]), int(ours[1500])
     assert lane_a >= 0 and lane_b >= 0 and lane_a != lane_b
     assert set(ours[:1500].tolist()) == {lane_a} and set(ours[1500:3000].tolist()) == {lane_b}
-    assert set(ours[3000:3050].tolist()) == {lane_a} and set(ours[-50:].tolist()) == {lane_b}  # ends join their lane
+    assert set(ours[3000:3030].tolist()) == {lane_a} and set(ours[-30:].tolist()) == {lane_b}  # ends join their lane
     chained = cluster_dbscan(points, eps=0.5, min_points=10)
     assert chained[0] == chained[1500]  # why the original's DBSCAN merges touching lanes
 

@@ -102,7 +102,8 @@ def test_polyline_step_is_honoured():
     prob, embedding = painted_outputs([(60, 120, 20, code(0))])
     for step in (5.0, 20.0):
         [lane] = extract_lanes(prob, embedding, GEOMETRY, (1280, 720), PostprocessConfig(min_pixels=10, polyline_step=step)).lanes
-        assert np.allclose(np.diff(lane.points[:, 1]), -step, atol=1e-3)
+        steps = -np.diff(lane.points[:, 1])
+        assert np.allclose(steps[:-1], step, atol=1e-3) and 0 < steps[-1] <= step + 1e-3  # the last one: its far end
 
 
 # ---- the real detector with the built-in model ----
