@@ -28,6 +28,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -111,7 +112,7 @@ class LaneSegNode(Node):
         super().__init__("lane_seg", **kwargs)
         self._stats = FrameStats()
         self._frame_ready = threading.Condition()
-        self._pending: tuple[Image | CompressedImage, float] | None = None  # newest message, perf_counter at receipt
+        self._pending: tuple[bytes, float] | None = None  # newest serialised image, perf_counter at receipt
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._settings_lock = threading.Lock()  # parameter and camera_info callbacks replacing the pipeline
@@ -151,10 +152,12 @@ class LaneSegNode(Node):
             else ReliabilityPolicy.BEST_EFFORT,
         )
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
-        if self._values["use_compressed"]:  # the image subscription comes last: once it is matched, the node is ready
-            self._image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
-        else:
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, input_qos)
+        # The image subscription comes last: once it is matched, the node is ready. It takes the serialised
+        # message (raw): the worker deserialises only the images it processes, and the executor thread does not
+        # hold the GIL for milliseconds per camera frame while the worker needs it.
+        self._image_type = CompressedImage if self._values["use_compressed"] else Image
+        topic = "image/compressed" if self._values["use_compressed"] else "image"
+        self._image_sub = self.create_subscription(self._image_type, topic, self._on_image, input_qos, raw=True)
         prep = self._base_detector.prep
         self.get_logger().info(
             f"ready: lanes from {self._image_sub.topic_name} ({self._values['qos.reliability']}, depth "
@@ -228,12 +231,12 @@ class LaneSegNode(Node):
 
     # ------------------------------------------------------------------------------------------------ frames
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, raw: bytes) -> None:
         received = time.perf_counter()
         with self._frame_ready:
             if self._pending is not None:
                 self._stats.frame_dropped()
-            self._pending = (msg, received)
+            self._pending = (raw, received)
             self._frame_ready.notify()
 
     def _work(self) -> None:
@@ -242,13 +245,17 @@ class LaneSegNode(Node):
                 self._frame_ready.wait_for(lambda: self._pending is not None or self._stopping)
                 if self._stopping:
                     return
-                (msg, received), self._pending = self._pending, None
-            self._process(msg, received)
+                (raw, received), self._pending = self._pending, None
+            self._process(raw, received)
 
-    def _process(self, msg: Image | CompressedImage, received: float) -> None:
+    def _process(self, raw: bytes, received: float) -> None:
         pipeline = self._pipeline  # read once: this frame uses one consistent set of settings
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+            try:
+                msg = deserialize_message(raw, self._image_type)
+            except Exception as exc:  # rclpy raises its own RMW errors for malformed CDR
+                raise ImageError(f"not a valid {self._image_type.__name__} message: {_one_line(exc)}") from None
+            rgb = compressed_to_rgb(msg) if self._image_type is CompressedImage else image_to_rgb(msg)
             detection: Detection = pipeline.detector(rgb)
             lanes = detection_to_lane_array(detection, msg.header, pipeline.ground_frame_id)
             lanes.processing_ms = latency_ms = (time.perf_counter() - received) * 1e3
