@@ -65,6 +65,8 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make the repository's packages importable
     sys.path.insert(0, str(REPO))
 
+from machine import cpu_model, load_average, verdict  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 CONFIG_FILE = REPO / "config" / "lane_seg.yaml"
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
 NODE_SCRIPT = REPO / "scripts" / "lane_seg_node"
@@ -102,23 +104,6 @@ class Settings:
 # --------------------------------------------------------------------------------------------------
 # Machine and process sampling
 # --------------------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 @dataclass
@@ -565,10 +550,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
     return "\n".join([line(header), rule] + [line(r) for r in rows])
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def overhead_ms(result: PhaseResult, forward: ForwardTiming) -> float:

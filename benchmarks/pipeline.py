@@ -43,6 +43,7 @@ from lane_seg_core.model import SegNet
 from lane_seg_core.postprocess import PostprocessConfig, extract_lanes
 from lane_seg_core.preprocess import Preprocessing
 from lane_seg_core.synth import generate_dataset
+from machine import cpu_model, load_average, verdict  # benchmarks/machine.py, beside this script
 
 STAGES = ("preprocess", "forward", "cluster", "fit", "mask", "total")
 FRAME_SEED = 20_250  # synthetic frames of the benchmark (any fixed seed; the built-in model never saw it)
@@ -140,27 +141,6 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]], right: Se
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def contention_warning() -> str | None:
