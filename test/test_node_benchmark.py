@@ -40,7 +40,7 @@ def test_quick_node_benchmark_prints_every_section():
                      r"End-to-end latency \(publish -> LaneArray received\) ms: p50 [\d.]+, p95 [\d.]+, p99 [\d.]+",
                      r"Node processing_ms \(.*\): p50 [\d.]+, p95 [\d.]+, p99 [\d.]+",
                      r"Throughput: [\d.]+ Hz answered",
-                     r"Node overhead beyond the forward pass: median processing_ms [\d.]+ - forward [\d.]+",
+                     r"Node overhead beyond the forward pass: median processing_ms [\d.]+ - the node.s mean forward pass [\d.]+",
                      r"Node process CPU % \(100 = one core\), \d+ samples at 1 s: mean \d+",
                      r"Node process RSS MB: first [\d.]+, last [\d.]+, max [\d.]+;.* growth [+-][\d.]+%"):
             assert re.search(rf"^{line}", text, re.M), (name, line, text[:2000])
