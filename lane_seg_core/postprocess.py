@@ -153,13 +153,13 @@ def merge_fragments(
         for label, first, last, coefficients in kept:
             margin = reach * (last - first)
             near = (rows >= first - margin) & (rows <= last + margin)
-            if near.mean() >= 0.8 and np.median(np.abs(np.polyval(coefficients, rows[near]) - centres[near])) <= tolerance:
+            if near.mean() >= 0.8 and _median(np.abs(np.polyval(coefficients, rows[near]) - centres[near])) <= tolerance:
                 target[k] = label
                 break
         else:
             if len(rows) >= 3:
                 degree = 2 if rows[-1] - rows[0] >= 32 else 1
-                kept.append((int(k), float(rows[0]), float(rows[-1]), np.polyfit(rows, centres, degree)))
+                kept.append((int(k), float(rows[0]), float(rows[-1]), _polyfit(rows, centres, np.ones(len(rows)), degree)))
     if np.array_equal(target, np.arange(count)):
         return labels
     merged = np.where(labels >= 0, target[np.maximum(labels, 0)], -1)
@@ -203,7 +203,7 @@ def _fit_lane(
     # is straight), fitted on its own so that a curve further up does not bend the extension.
     near = y >= bottom - 0.15 * image_size[1]
     if near.sum() >= 3:
-        slope = np.polyfit(y[near], np.polyval(coefficients, y[near]), 1, w=weight[near])[0]
+        slope = _polyfit(y[near], np.polyval(coefficients, y[near]), weight[near], 1)[0]
     else:
         slope = np.polyval(np.polyder(coefficients), bottom)
     image_bottom = image_size[1] - 1.0
@@ -224,13 +224,28 @@ def robust_polyfit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted polynomial x(y) that drops points far from the fit (beyond 3 robust sigmas); coefficients, inliers."""
     inliers = np.ones(len(y), dtype=bool)
-    coefficients = np.polyfit(y, x, degree, w=weight)
+    coefficients = _polyfit(y, x, weight, degree)
     for _ in range(rounds):
         residual = np.abs(np.polyval(coefficients, y) - x)
-        tolerance = max(3.0 * 1.4826 * float(np.median(residual[inliers])), min_tolerance)
+        tolerance = max(3.0 * 1.4826 * _median(residual[inliers]), min_tolerance)
         keep = residual <= tolerance
         if keep.sum() <= degree + 1 or np.array_equal(keep, inliers):
             break
         inliers = keep
-        coefficients = np.polyfit(y[inliers], x[inliers], degree, w=weight[inliers])
+        coefficients = _polyfit(y[inliers], x[inliers], weight[inliers], degree)
     return coefficients, inliers
+
+
+def _polyfit(y: np.ndarray, x: np.ndarray, weight: np.ndarray, degree: int) -> np.ndarray:
+    """Weighted least-squares x(y), coefficients highest power first (np.polyfit without its checks: 2x faster)."""
+    vander = np.vander(y.astype(np.float64), degree + 1)
+    return np.linalg.lstsq(vander * weight[:, None], x * weight, rcond=None)[0]
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, by partitioning (a quarter of its cost on the small arrays used here)."""
+    half = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, half)[half])
+    low, high = np.partition(values, [half - 1, half])[half - 1 : half + 1]
+    return 0.5 * float(low + high)
