@@ -109,7 +109,8 @@ def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path,
     try:
         spans = {}
         for rate, target in (("1", topic), ("2", remapped)):
-            args = ["--rate", rate, "--wait-subscribers", "20"]
+            # a best-effort reader may match a moment after the player saw it: start late enough on a busy machine
+            args = ["--rate", rate, "--wait-subscribers", "20", "--start-delay", "1.5"]
             if target != topic:
                 args += ["--remap", f"{topic}:={remapped}"]
             proc = play(bag, env, *args)
