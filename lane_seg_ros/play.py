@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # rclpy and rosbags are imported when the command runs
     from rosbags.rosbag2 import Reader
 
 PLAYER_NODE = "lane_seg_player"
+LINGER_S = 0.5  # after the last message, before the node and its transports go away
 PLAYER_QOS_DEPTH = 10  # reliable keep-last 10: matches reliable and best-effort (sensor-data) subscriptions
 
 
@@ -161,6 +162,9 @@ def play_bag(
                     interrupted = True
                 for publisher in publishers.values():  # let reliable subscribers receive the last messages
                     publisher.wait_for_all_acked(Duration(seconds=2))
+                # Best-effort readers send no acknowledgements: a message still in flight when the process
+                # tears down its transports is lost (seen in CI: the last frame of a bag), so linger briefly.
+                time.sleep(LINGER_S)
         finally:
             if node is not None:
                 node.destroy_node()
