@@ -10,7 +10,6 @@ child processes.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import shutil
 import signal
@@ -20,12 +19,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
+
+from lane_seg_ros.domain import DomainLease, ros_environment
+from lane_seg_ros.domain import reserve_domain_id as _reserve
 
 REPO = Path(__file__).resolve().parents[1]
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
 PARAMS_FILE = REPO / "config" / "lane_seg.yaml"
-DOMAIN_IDS = range(1, 201)  # 0 is everyone's default; Fast-DDS's port formula allows up to 232
 
 _LOG_DIR = Path(tempfile.mkdtemp(prefix="lane_seg_ros_log_"))
 atexit.register(shutil.rmtree, _LOG_DIR, ignore_errors=True)
@@ -33,45 +34,25 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
 os.environ.setdefault("ROS_LOG_DIR", str(_LOG_DIR))
 
-_held_domains: dict[int, IO] = {}
+_held_domains: dict[int, DomainLease] = {}
 
 
 def reserve_domain_id() -> int:
-    """A ROS_DOMAIN_ID that no other test process on this machine holds (a lock file, held until released)."""
-    first = os.getpid() % len(DOMAIN_IDS)
-    for i in range(len(DOMAIN_IDS)):
-        domain_id = DOMAIN_IDS[(first + i) % len(DOMAIN_IDS)]
-        if domain_id in _held_domains:
-            continue
-        lock = open(Path(tempfile.gettempdir()) / f"lane_seg_ros_domain_{domain_id}.lock", "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        _held_domains[domain_id] = lock
-        return domain_id
-    raise RuntimeError(f"all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are held by other test runs")
+    """A ROS_DOMAIN_ID that no other test, benchmark or demo on this machine holds (held until released)."""
+    lease = _reserve(skip=set(_held_domains))
+    _held_domains[lease.domain_id] = lease
+    return lease.domain_id
 
 
 def release_domain_id(domain_id: int) -> None:
-    lock = _held_domains.pop(domain_id, None)
-    if lock is not None:
-        lock.close()
+    lease = _held_domains.pop(domain_id, None)
+    if lease is not None:
+        lease.release()
 
 
 def ros_env(domain_id: int, log_dir: Path) -> dict[str, str]:
     """Environment for a child process that runs ROS: this domain, localhost only, logs in log_dir, the SHM profile."""
-    env = dict(os.environ)
-    env.update(
-        ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        ROS_LOG_DIR=str(log_dir),
-        FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE),
-        RCUTILS_COLORIZED_OUTPUT="0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return dict(os.environ, **ros_environment(domain_id, log_dir))
 
 
 class NodeProcess:
