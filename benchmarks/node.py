@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import fcntl
 import os
 import platform
 import shutil
@@ -63,6 +62,8 @@ if __package__ in (None, ""):  # run as a script: make the repository's packages
 
 from machine import cpu_model, load_average, verdict  # noqa: E402  (benchmarks/machine.py, beside this script)
 
+from lane_seg_ros.domain import reserve_domain_id, ros_environment  # noqa: E402
+
 CONFIG_FILE = REPO / "config" / "lane_seg.yaml"
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
 NODE_SCRIPT = REPO / "scripts" / "lane_seg_node"
@@ -75,7 +76,6 @@ MEMORY_WINDOW_S = 10.0
 ANSWER_GRACE_S = 3.0  # after the last frame, wait this long for the node's last answers
 DIAGNOSTICS_PERIOD_S = 1.0  # the node's report period during the benchmark (its frame counters come from there)
 NODE_START_TIMEOUT_S = 180.0
-DOMAIN_IDS = range(1, 201)  # as test/ros_helpers.py; Fast-DDS's port formula allows up to 232
 
 
 @dataclass
@@ -245,34 +245,6 @@ class DetectorTimer:
 # --------------------------------------------------------------------------------------------------
 
 
-def reserve_domain_id():
-    """(a ROS_DOMAIN_ID no other run on this machine holds, its lock file: keep it open while the domain is used).
-
-    The same lock files as test/ros_helpers.py (one per id, flock), so the benchmark and test runs never share a
-    domain, where their nodes would see each other's frames.
-    """
-    first = os.getpid() % len(DOMAIN_IDS)
-    for i in range(len(DOMAIN_IDS)):
-        domain_id = DOMAIN_IDS[(first + i) % len(DOMAIN_IDS)]
-        lock = open(Path(tempfile.gettempdir()) / f"lane_seg_ros_domain_{domain_id}.lock", "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        return domain_id, lock
-    raise RuntimeError(f"all ROS domain ids {DOMAIN_IDS.start}..{DOMAIN_IDS.stop - 1} are held by other runs")
-
-
-def ros_environment(domain_id: int, log_dir: Path) -> dict[str, str]:
-    return {
-        "ROS_DOMAIN_ID": str(domain_id),
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",  # no DDS traffic leaves this machine
-        "ROS_LOG_DIR": str(log_dir),
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(FASTDDS_PROFILE),  # shared memory large enough for camera frames
-    }
-
-
 def start_node(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen:
     overrides = ["-p", f"diagnostics_period:={DIAGNOSTICS_PERIOD_S}"]  # fresh frame counters every second
     if settings.checkpoint:
@@ -402,7 +374,7 @@ class Bench:
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            if not status.name.startswith(f"{NODE_NAME}:"):
+            if status.name != f"/{NODE_NAME}: lane detection":  # the node's fully qualified name
                 continue
             values = {kv.key: kv.value for kv in status.values}
             try:
@@ -722,7 +694,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         show("before the node", timer.measure(pace, passes))
 
     tmp = Path(tempfile.mkdtemp(prefix="lane_seg_bench_"))
-    domain, domain_lock = reserve_domain_id()
+    domain_lease = reserve_domain_id()  # the same lock files as the tests and the demo: never a shared domain
+    domain = domain_lease.domain_id
     env = ros_environment(domain, tmp / "ros_log")
     os.environ.update(env)  # this process's participant: the same profile, discovery range and domain
     import rclpy
@@ -768,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.close()
         rclpy.shutdown(context=context)
         stop_node(process)
-        domain_lock.close()
+        domain_lease.release()
     shutil.rmtree(tmp, ignore_errors=True)  # the node's log and ROS logs (kept when something failed)
 
     for pace in paces:
