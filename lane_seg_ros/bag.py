@@ -195,19 +195,12 @@ def process_bag(
     copied, warned about with its timestamp and reason, counted and otherwise skipped.
     """
     import numpy as np
-    from rclpy.serialization import deserialize_message, serialize_message
+    from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from sensor_msgs.msg import CompressedImage, Image
     from tqdm import tqdm
 
-    from .conversions import (
-        ImageError,
-        array_to_image,
-        compressed_to_rgb,
-        detection_to_lane_array,
-        image_to_rgb,
-        lane_markers,
-    )
+    from .cdr import decode_camera_message
+    from .conversions import ImageError, array_to_image, detection_to_lane_array, lane_markers
 
     bag, out = Path(bag), Path(out)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -223,8 +216,6 @@ def process_bag(
         topic = select_image_topic(bag_topics(reader), topic, bag)
         msgtype = bag_topics(reader)[topic]
         compressed = msgtype == COMPRESSED_IMAGE
-        message_class = CompressedImage if compressed else Image
-        to_rgb = compressed_to_rgb if compressed else image_to_rgb
         outputs = output_topics(topic, namespace, compressed)
         if topic in outputs:
             raise BagError(f"image topic '{topic}' is also an output topic; choose another --namespace")
@@ -281,11 +272,7 @@ def process_bag(
                 frame = _Frame(timestamp, bytes(raw))
                 frames += 1
                 try:
-                    try:
-                        msg = deserialize_message(frame.raw, message_class)
-                    except RuntimeError as exc:  # rclpy's RMWError: truncated or malformed CDR
-                        raise ImageError(f"not a valid {msgtype} message ({exc})") from None
-                    frame.header, frame.rgb = msg.header, to_rgb(msg)
+                    frame.header, frame.rgb = decode_camera_message(frame.raw, compressed)
                 except ImageError as exc:
                     bad += 1
                     tqdm.write(f"lane-seg bag: warning: {topic} frame at t={timestamp / 1e9:.9f} s "

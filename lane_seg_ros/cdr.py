@@ -9,10 +9,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from .conversions import ImageError
+from .conversions import ImageError, compressed_to_rgb, image_to_rgb
 
 CDR_LITTLE_ENDIAN = b"\x00\x01"  # encapsulation id of plain little-endian CDR, what Fast-DDS sends
 
@@ -98,3 +101,29 @@ def read_compressed_image(raw: bytes) -> CompressedImageView:
     reader = _Reader(raw, "sensor_msgs/CompressedImage")
     header = reader.header()
     return CompressedImageView(header, reader.string(), reader.bytes_view())
+
+
+def read_camera_message(raw: bytes, compressed: bool) -> ImageView | CompressedImageView | Image | CompressedImage:
+    """A serialised camera frame as a message: a zero-copy view, or rclpy's message for other encapsulations.
+
+    ImageError names what is wrong with a malformed one.
+    """
+    try:
+        return read_compressed_image(raw) if compressed else read_image(raw)
+    except UnsupportedEncapsulation:
+        pass
+    message_type = CompressedImage if compressed else Image
+    try:
+        return deserialize_message(raw, message_type)
+    except Exception as exc:  # rclpy raises its own RMW errors for malformed CDR
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ImageError(f"not a valid sensor_msgs/msg/{message_type.__name__} message: {first}") from None
+
+
+def decode_camera_message(raw: bytes, compressed: bool) -> tuple[Header, np.ndarray]:
+    """A serialised sensor_msgs/Image or CompressedImage -> (its header, RGB uint8 [H,W,3]); ImageError when bad.
+
+    The one way the node, `lane-seg bag` and the demo's report turn camera bytes into pixels.
+    """
+    msg = read_camera_message(raw, compressed)
+    return msg.header, compressed_to_rgb(msg) if compressed else image_to_rgb(msg)

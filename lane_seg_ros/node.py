@@ -28,7 +28,6 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -38,15 +37,8 @@ from lane_seg_core.inference import Detection, LaneDetector, resolve_device
 from lane_seg_core.visualize import draw_detection
 
 from . import parameters
-from .cdr import CompressedImageView, ImageView, UnsupportedEncapsulation, read_compressed_image, read_image
-from .conversions import (
-    ImageError,
-    array_to_image,
-    compressed_to_rgb,
-    detection_to_lane_array,
-    image_to_rgb,
-    lane_markers,
-)
+from .cdr import decode_camera_message
+from .conversions import ImageError, array_to_image, detection_to_lane_array, lane_markers
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0  # throttle of the bad-frame warnings
@@ -255,17 +247,16 @@ class LaneSegNode(Node):
     def _process(self, raw: bytes, received: float) -> None:
         pipeline = self._pipeline  # read once: this frame uses one consistent set of settings
         try:
-            msg = self._read_image(raw)
-            rgb = compressed_to_rgb(msg) if self._image_type is CompressedImage else image_to_rgb(msg)
+            header, rgb = decode_camera_message(raw, compressed=self._image_type is CompressedImage)
             detection: Detection = pipeline.detector(rgb)
-            lanes = detection_to_lane_array(detection, msg.header, pipeline.ground_frame_id)
+            lanes = detection_to_lane_array(detection, header, pipeline.ground_frame_id)
             lanes.processing_ms = latency_ms = (time.perf_counter() - received) * 1e3
             self._lanes_pub.publish(lanes)
-            self._mask_pub.publish(array_to_image(detection.instance_mask, msg.header, "mono8"))
-            self._markers_pub.publish(lane_markers(lanes.lanes, msg.header, detection.image_size, pipeline.intrinsics))
+            self._mask_pub.publish(array_to_image(detection.instance_mask, header, "mono8"))
+            self._markers_pub.publish(lane_markers(lanes.lanes, header, detection.image_size, pipeline.intrinsics))
             overlay = pipeline.publish_overlay and self._overlay_pub.get_subscription_count() > 0
             if overlay:
-                self._overlay_pub.publish(array_to_image(draw_detection(rgb, detection), msg.header, "rgb8"))
+                self._overlay_pub.publish(array_to_image(draw_detection(rgb, detection), header, "rgb8"))
         except ImageError as exc:
             self._bad_frame(str(exc))
         except Exception as exc:  # one frame must never stop the node; it is counted and reported
@@ -274,17 +265,6 @@ class LaneSegNode(Node):
             self._bad_frame(f"{type(exc).__name__}: {_one_line(exc)}")
         else:
             self._stats.frame_done(latency_ms, detection.timings["forward"], overlay)
-
-    def _read_image(self, raw: bytes) -> ImageView | CompressedImageView | Image | CompressedImage:
-        """The received bytes as an image message: a zero-copy view, or rclpy's message for other encodings."""
-        try:
-            return read_compressed_image(raw) if self._image_type is CompressedImage else read_image(raw)
-        except UnsupportedEncapsulation:
-            pass
-        try:
-            return deserialize_message(raw, self._image_type)
-        except Exception as exc:  # rclpy raises its own RMW errors for malformed CDR
-            raise ImageError(f"not a valid {self._image_type.__name__} message: {_one_line(exc)}") from None
 
     def _bad_frame(self, reason: str) -> None:
         self._stats.frame_bad(reason)
@@ -320,7 +300,7 @@ class LaneSegNode(Node):
         }
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if s["bad_in_period"] else DiagnosticStatus.OK,
-            name=f"{self.get_name()}: lane detection", hardware_id=str(self._base_detector.device),
+            name=f"{self.get_fully_qualified_name()}: lane detection", hardware_id=str(self._base_detector.device),
             message=f"{s['bad_in_period']} bad frames in the last {s['seconds']:.1f} s" if s["bad_in_period"] else line,
             values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
         )

@@ -444,7 +444,7 @@ def test_diagnostics_report_rate_latency_counts_device_and_model(io):
     ask(io, frame_msg(0))
     report = diagnostics_where(io, lambda v: int(v["frames processed"]) >= 1 and int(v["bad frames in period"]) == 0)
     assert DIAGNOSTIC_KEYS <= set(report)
-    assert report["level"] == DiagnosticStatus.OK and report["name"].startswith("lane_seg")
+    assert report["level"] == DiagnosticStatus.OK and report["name"] == "/lane_seg: lane detection"
     assert report["device"] == report["hardware_id"] == "cpu"
     assert report["model"].startswith("lane_seg_synth.pt")
     assert float(report["rate (Hz)"]) >= 0
@@ -483,6 +483,13 @@ def test_compressed_input_gives_the_cores_lanes(compressed, detector, fmt):
     decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert lanes.header.frame_id == FRAME_ID and len(lanes.lanes) >= 2
     assert_same_lanes(lanes, detector(decoded))
+
+
+def test_nodes_in_two_namespaces_are_told_apart_on_diagnostics(compressed, probe):
+    inbox, _ = probe.subscribe(DiagnosticArray, "/diagnostics")
+    report = inbox.wait_for(lambda msg: ours(msg, "/compressed/image/compressed") is not None, ANSWER_S)
+    assert report is not None, "no status from the node in /compressed"
+    assert ours(report, "/compressed/image/compressed")["name"] == "/compressed/lane_seg: lane detection"
 
 
 def test_sigint_stops_the_node_with_exit_code_0(compressed):
