@@ -163,7 +163,8 @@ class SceneParams:
     """Complete description of one frame; `render_scene` is a pure function of it.
 
     `distance_travelled` shifts everything fixed to the road (dashes, shadows) towards the camera, so a
-    continuous drive can be animated by advancing it (and the vehicles' distances) between frames.
+    continuous drive can be animated by advancing it (and the vehicles' distances) between frames; there
+    `noise_seed` varies the sensor noise per frame while `texture_seed` keeps the textures in place.
     """
 
     camera: Camera
@@ -173,8 +174,9 @@ class SceneParams:
     lighting: Lighting
     vehicles: tuple[Vehicle, ...] = ()
     shadows: tuple[Shadow, ...] = ()
-    texture_seed: int = 0  # seeds the procedural textures and sensor noise
+    texture_seed: int = 0  # seeds the procedural textures (and the sensor noise unless noise_seed is set)
     distance_travelled: float = 0.0
+    noise_seed: int | None = None  # seeds the sensor noise alone, so a video's noise can change per frame
 
     def ground_x(self, lateral: float | np.ndarray, z: np.ndarray) -> np.ndarray:
         """Camera-frame X of the road point at `lateral` metres, distance z."""
@@ -546,7 +548,8 @@ def render_scene(params: SceneParams) -> tuple[np.ndarray, list[list[int]]]:
     _draw_guardrails(out, params)
     for vehicle in params.vehicles:
         _draw_vehicle(out, params, vehicle)
-    out = _apply_lighting(out, params.lighting, rng)
+    noise_rng = rng if params.noise_seed is None else np.random.default_rng(params.noise_seed)
+    out = _apply_lighting(out, params.lighting, noise_rng)
     return out, lane_labels(params)
 
 
