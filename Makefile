@@ -33,8 +33,11 @@ venv: $(ROS_STAMP)
 test: $(ROS_STAMP)
 	$(PY) -m pytest -q
 
+# The node on a synthetic drive (or BAG=your.bag TOPIC=/camera/image_raw CHECKPOINT=best.pt LABELS=truth.json RATE=0.5).
 demo: $(ROS_STAMP)
-	$(PY) training/demo.py --out $(DEMO_DIR) $(if $(TRAIN),--train) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
+	$(VENV)/bin/lane-seg demo --out $(DEMO_DIR) $(if $(BAG),--bag "$(BAG)") $(if $(TOPIC),--topic "$(TOPIC)") \
+	  $(if $(LABELS),--labels "$(LABELS)") $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)") $(if $(TRAIN),--train) \
+	  $(if $(RATE),--rate $(RATE))
 
 # How the built-in checkpoint was made (hours on 2 CPU cores; see README).
 builtin-model: $(STAMP)

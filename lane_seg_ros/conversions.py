@@ -15,6 +15,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from lane_seg_core.inference import Detection
+from lane_seg_core.postprocess import Lane
 from lane_seg_core.visualize import lane_colour
 
 # encoding -> (channels, conversion to RGB or None when already RGB)
@@ -126,3 +127,14 @@ def lane_markers(
         marker.lifetime = Duration(sec=int(lifetime_s), nanosec=int(round((lifetime_s % 1) * 1e9)))
         markers.append(marker)
     return MarkerArray(markers=markers)
+
+
+def lane_array_to_lanes(msg: LaneArray) -> list[Lane]:
+    """lane_seg/LaneArray -> the core's Lane objects (points float32 [N,2]), e.g. to score or draw recorded lanes."""
+    lanes = []
+    for lane in msg.lanes:
+        ground = np.array([(p.x, p.y) for p in lane.points_ground], np.float32).reshape(-1, 2)
+        lanes.append(Lane(id=int(lane.id), points=np.array([(p.x, p.y) for p in lane.points_image], np.float32)
+                          .reshape(-1, 2), confidence=float(lane.confidence), pixel_count=int(lane.pixel_count),
+                          position=int(lane.position), ground_points=ground if len(ground) else None))
+    return lanes
