@@ -36,7 +36,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     resume: bool = False
-    val_every: int = 500  # steps; validation also runs at the end of every epoch
+    val_every: int = 500  # steps; validation also runs after the last step
     val_frames: int = 200  # at most this many validation frames are scored
     log_every: int = 20
     progress: bool = True
