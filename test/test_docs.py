@@ -1,0 +1,200 @@
+"""Every command in README.md and docs/*.md runs as written (tools/check_docs.py), and the checker's checks are honest."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKER = REPO / "tools" / "check_docs.py"
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def load_checker() -> types.ModuleType:
+    """tools/check_docs.py as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("check_docs", CHECKER)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_docs"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+check_docs = load_checker()
+pytestmark = pytest.mark.skipif(bool(os.environ.get(check_docs.GUARD)),
+                                reason="inside a block the docs checker runs: the checker must not run itself")
+
+
+def check(tmp_path: Path, markdown: str, *options: str) -> tuple[int, str]:
+    """Run the checker in this process on a markdown file made of `markdown`; (exit code, output)."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(markdown)
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    out = StringIO()
+    with redirect_stdout(out):
+        code = check_docs.main([*options, str(doc)])
+    return code, out.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ the guide itself
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO)) for d in DOCS])
+def test_the_commands_of_the_guide_run_as_written(doc: Path) -> None:
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, str(CHECKER), str(doc)], cwd=REPO, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    print(f"{doc.name}: {time.monotonic() - start:.0f} s\n{result.stdout}")
+
+
+def test_the_vehicle_guide_lists_every_parameter_and_launch_argument():
+    text = (REPO / "docs" / "vehicle.md").read_text()
+    missing = [name for name in check_docs.node_parameters() - {"use_sim_time"} if f"| `{name}` |" not in text]
+    assert not missing, f"docs/vehicle.md has no parameter table row for {missing}"
+    missing = [name for name in check_docs.launch_arguments() if f"| `{name}` |" not in text]
+    assert not missing, f"docs/vehicle.md has no launch argument table row for {missing}"
+
+
+# ------------------------------------------------------------------------------------------------ static checks
+
+
+def test_an_unknown_lane_seg_flag_fails_statically_and_a_known_one_passes(tmp_path):
+    code, out = check(tmp_path, "<!-- check: static: an example -->\n```bash\n"
+                                ".venv/bin/lane-seg eval --data d --checkpoint c.pt --lane-threshold 0.8\n```\n")
+    assert code == 0, out
+    code, out = check(tmp_path, "<!-- check: static: an example -->\n```bash\n"
+                                "lane-seg train --data d --out o --no-such-flag\n```\n")
+    assert code == 1 and "unrecognized arguments: --no-such-flag" in out, out
+    code, out = check(tmp_path, "<!-- check: static: x -->\n```bash\nlane-seg tarin --data d\n```\n")
+    assert code == 1 and "invalid choice: 'tarin'" in out, out
+
+
+def test_torchrun_arguments_are_parsed_by_torchrun_and_the_trainer(tmp_path):
+    good = "torchrun --nproc_per_node 2 -m lane_seg_core.cli train --data d --out o --epochs 3"
+    code, out = check(tmp_path, f"<!-- check: static: GPUs -->\n```bash\n{good}\n```\n")
+    assert code == 0, out
+    code, out = check(tmp_path, f"<!-- check: static: GPUs -->\n```bash\n{good} --epoch-count 3\n```\n")
+    assert code == 1 and "--epoch-count" in out, out
+
+
+def test_ros_commands_are_checked_against_the_launch_file_parameters_topics_and_makefile(tmp_path):
+    code, out = check(tmp_path, "<!-- check: static: ros -->\n```bash\n"
+                                "ros2 launch lane_seg lane_seg.launch.py image_topic:=/a namespace:=front use_rviz:=true\n"
+                                "ros2 run lane_seg lane_seg_node --ros-args --params-file config/lane_seg.yaml "
+                                "-p ground.height:=1.4 -r image:=/a -r camera_info:=/b\n"
+                                "ros2 param set /front/lane_seg lane_threshold 0.8\n"
+                                "make demo BAG=drive\n```\n")
+    assert code == 0, out
+    code, out = check(tmp_path, "<!-- check: static: ros -->\n```bash\n"
+                                "ros2 launch lane_seg lane_seg.launch.py image:=/a\n"
+                                "ros2 run lane_seg lane_seg_node --ros-args -p ground.hieght:=1.4 -r imag:=/a\n"
+                                "ros2 param set /lane_seg threshold 0.8\n"
+                                "make tests JOBS=2\n```\n")
+    assert code == 1, out
+    for expected in ("launch argument 'image'", "'ground.hieght'", "no topic 'imag'", "no parameter 'threshold'",
+                     "make tests: no such target", "does not use JOBS"):
+        assert expected in out, out
+
+
+def test_yaml_node_parameters_are_checked(tmp_path):
+    code, out = check(tmp_path, "```yaml\n/**:\n  ros__parameters:\n    ground:\n      hieght: 1.2\n```\n")
+    assert code == 1 and "ground.hieght" in out, out
+
+
+def test_shell_fences_other_than_bash_and_bare_fences_are_refused(tmp_path):
+    for fence in ("sh", "shell", "console", ""):
+        code, out = check(tmp_path, f"```{fence}\nls\n```\n")
+        assert code == 1 and "FAILED" in out, (fence, out)
+    code, out = check(tmp_path, "```text\nlane-seg --no-such-flag\n```\n\n```cpp\nint main() {}\n```\n")
+    assert code == 0, out
+
+
+def test_a_marker_needs_a_reason_and_must_be_static(tmp_path):
+    for marker in ("<!-- check: static: -->", "<!-- check: skip -->"):
+        code, out = check(tmp_path, f"{marker}\n```bash\ntrue\n```\n")
+        assert code == 1 and "marker" in out, (marker, out)
+
+
+def test_a_block_that_runs_the_test_suite_is_refused(tmp_path):
+    code, out = check(tmp_path, "```bash\nmake test\n```\n", "--static-only")
+    assert code == 1 and "runs the test suite" in out, out
+
+
+def test_the_checker_refuses_to_run_inside_a_checked_block(tmp_path, monkeypatch):
+    monkeypatch.setenv(check_docs.GUARD, "1")
+    code, _ = check(tmp_path, "```bash\ntrue\n```\n")
+    assert code == 2
+
+
+# ------------------------------------------------------------------------------------------------ run mode
+
+
+def test_a_failing_command_fails_its_block_and_later_blocks_are_not_run(tmp_path):
+    code, out = check(tmp_path, "```bash\necho one\nfalse && echo two   # a failing `a` in `a && b`\n"
+                                "touch never\n```\n\n```bash\ntouch skipped\n```\n")
+    assert code == 1, out
+    assert "doc.md:1 run FAILED" in out and "line 3 exit 1: false && echo two" in out, out
+    assert "doc.md:7 static ok (not run: the block at line 1 failed)" in out, out
+    code, out = check(tmp_path, "```bash\nfalse | cat\n```\n")
+    assert code == 1, out
+
+
+def test_blocks_run_in_order_in_one_scratch_directory_with_localhost_discovery(tmp_path):
+    code, out = check(tmp_path, "```bash\ncd lane_seg_core && ls weights > ../listing.txt  # a comment\n"
+                                "test \"$ROS_AUTOMATIC_DISCOVERY_RANGE\" = LOCALHOST\n"
+                                "echo one \\\n  two > ../continued.txt\n```\n\n"
+                                "```bash\ngrep -q lane_seg_synth.pt listing.txt\ngrep -qx 'one two' continued.txt\n"
+                                "test -x .venv/bin/lane-seg && command -v lane-seg\n```\n")
+    assert code == 0, out
+
+
+def test_a_background_process_left_behind_is_stopped_and_does_not_hold_the_check(tmp_path):
+    start = time.monotonic()
+    code, out = check(tmp_path, "```bash\nsleep 300 &\necho started\n```\n")
+    assert code == 0, out
+    assert time.monotonic() - start < 30
+
+
+def test_python_blocks_run_in_order_with_the_prelude_and_a_failure_fails(tmp_path):
+    code, out = check(tmp_path, "```python\nshape = rgb_image.shape\n"
+                                "if __name__ == '__main__':\n    raise SystemExit('the guard must keep this from running')\n"
+                                "```\n\n```python\nassert shape == (720, 1280, 3) and len(camera_info.k) == 9\n```\n")
+    assert code == 0, out
+    code, out = check(tmp_path, "```python\nx = 1\n```\n\n```python\nassert x == 2, 'x is not 2'\n```\n")
+    assert code == 1 and "x is not 2" in out and "doc.md" in out, out
+
+
+def test_substitutions_shrink_sizes_and_move_data_but_never_touch_flags():
+    command = ("lane-seg train --data /data/tuSimple/train_set --out runs/x --epochs 60 --batch-size 16 "
+               "--img-size 512 256 --device cuda --pretrained /models/vgg16_bn-6c64b313.pth --amp")
+    ran = check_docs.substitute(command, "/fx")
+    assert ran == ("lane-seg train --data /fx/tuSimple/train_set --out runs/x --epochs 1 --batch-size 2 "
+                   "--img-size 256 128 --device cpu --pretrained /fx/vgg16_bn-6c64b313.pth --amp")
+    assert check_docs.flags(ran) == check_docs.flags(command)
+    assert check_docs.substitute("lane-seg synth --out d --count 3000", "/fx") == "lane-seg synth --out d --count 8"
+    assert check_docs.substitute("echo --count 3000", "/fx") == "echo --count 3000"  # only in the commands listed
+
+
+def test_a_substitution_that_would_drop_a_flag_is_an_error(monkeypatch):
+    bad = check_docs.Substitution(r" --amp", "", r".", "wrong: removes a flag")
+    monkeypatch.setattr(check_docs, "SUBSTITUTIONS", (bad,))
+    with pytest.raises(ValueError, match="changed the flags"):
+        check_docs.substitute("lane-seg train --data d --out o --amp")
+
+
+def test_list_shows_each_block_and_its_mode(tmp_path):
+    code, out = check(tmp_path, "```bash\ntrue\n```\n\n<!-- check: static: needs a GPU -->\n```bash\ntrue\n```\n"
+                                "\n```text\nout\n```\n", "--list")
+    assert code == 0
+    assert out.splitlines() == [f"{tmp_path / 'doc.md'}:1 bash run", f"{tmp_path / 'doc.md'}:6 bash static: needs a GPU",
+                                f"{tmp_path / 'doc.md'}:10 text skip"]
