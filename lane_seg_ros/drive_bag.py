@@ -134,8 +134,9 @@ def write_drive_bag(
                 camera_info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
                 camera_info.p = [camera.focal, 0.0, camera.cx, 0.0, 0.0, camera.focal, camera.cy, 0.0,
                                  0.0, 0.0, 1.0, 0.0]
-                writer.write(image_out, stamp, serialize_message(array_to_image(bgr, header, "bgr8")))
+                # calibration first: a node that needs it for metric lanes has it by the first image
                 writer.write(info_out, stamp, serialize_message(camera_info))
+                writer.write(image_out, stamp, serialize_message(array_to_image(bgr, header, "bgr8")))
                 records.append(LaneRecord(frame_key(topic, stamp), tuple(H_SAMPLES), tuple(map(tuple, lanes))))
                 bar.update(1)
             bar.close()

@@ -4,6 +4,7 @@ The demo test runs the whole chain once on a 4 s drive: rendering the drive bag,
 recorder as separate processes, then the report. The output bag is read back with rosbags alone.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -47,9 +48,9 @@ def stamp(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
-def run_demo(*args, timeout=600):
+def run_demo(*args, timeout=600, env=None):
     return subprocess.run([sys.executable, "-m", "lane_seg_ros.cli", "demo", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +93,11 @@ def test_demo_output_bag_holds_the_lanes_at_the_camera_stamps(demo):
     assert set(answered) <= set(camera_stamps) and answered == sorted(answered)
     assert all(m.header.frame_id == "camera" and (m.image_width, m.image_height) == (1280, 720) for m in answers)
     assert sum(len(m.lanes) for m in answers) >= 2 * len(answers)
-    # the demo gives the node the drive's camera mount: every lane also has points on the road, in metres
-    assert all(lane.ground_frame_id == "base_footprint" and len(lane.points_ground) > 0
-               for m in answers for lane in m.lanes)
+    # the demo gives the node the drive's camera mount: lanes also have points on the road, in metres, from
+    # the first frame after the node has the camera's intrinsics (camera_info; DDS may deliver an image first)
+    without_ground = [i for i, m in enumerate(answers) if any(not lane.points_ground for lane in m.lanes)]
+    assert without_ground == list(range(len(without_ground))) and len(without_ground) <= 3, without_ground
+    assert all(lane.ground_frame_id == "base_footprint" for m in answers[len(without_ground):] for lane in m.lanes)
     assert [stamp(m) for _, m in node["/lanes/instance_mask"]] == answered
     diagnostics = [s for _, m in node["/diagnostics"] for s in m.status if s.name == "/lane_seg: lane detection"]
     assert diagnostics and {kv.key: kv.value for kv in diagnostics[-1].values}["frames processed"] == str(len(answered))
@@ -223,7 +226,7 @@ def test_the_node_finds_the_same_lanes_as_the_detector_on_the_same_frames(demo):
         GroundPlane.from_camera(list(k), info.camera_height, info.camera_pitch, max_distance=80.0))
     images = {stamp(m): m for _, m in camera["/camera/image_raw"]}
     node, _ = read_bag(out / "node_output")
-    answers = [m for _, m in node["/lanes"]]
+    answers = [m for _, m in node["/lanes"] if all(lane.points_ground for lane in m.lanes)]  # camera_info known
     for answer in answers[:: max(len(answers) // 4, 1)]:
         image = images[stamp(answer)]
         rgb = cv2.cvtColor(np.frombuffer(bytes(image.data), np.uint8).reshape(720, 1280, 3), cv2.COLOR_BGR2RGB)
@@ -234,3 +237,15 @@ def test_the_node_finds_the_same_lanes_as_the_detector_on_the_same_frames(demo):
             assert points.shape == want.points.shape and np.abs(points - want.points).max() < 1.0
             ground = np.array([(p.x, p.y) for p in got.points_ground])
             assert ground.shape == want.ground_points.shape and np.abs(ground - want.ground_points).max() < 0.5
+
+
+@pytest.mark.slow
+def test_demo_train_makes_a_fresh_model_with_the_builtin_recipe_and_plays_it(tmp_path):
+    # the recipe of the built-in model (training/train_builtin.sh), shrunk to 2 steps on 8 frames
+    env = dict(os.environ, STEPS="2", TRAIN_FRAMES="8", VAL_FRAMES="4")
+    result = run_demo("--train", "--out", str(tmp_path), "--seconds", "2", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[3/5] training a fresh model with the built-in recipe" in result.stdout
+    assert f"{tmp_path / 'run' / 'best.pt'}: SegNet width 0.125, input 256x128" in result.stdout
+    assert re.search(r"node: +device cpu, model best\.pt \(SegNet width 0\.125\)", result.stdout), result.stdout
+    assert TUSIMPLE_LINE.fullmatch(result.stdout.strip().splitlines()[-1])

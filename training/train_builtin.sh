@@ -7,9 +7,11 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/synth}
 RUN=${RUN:-runs/builtin}
 STEPS=${STEPS:-15000}
+TRAIN_FRAMES=${TRAIN_FRAMES:-3000}
+VAL_FRAMES=${VAL_FRAMES:-200}
 
-[ -f "$DATA/train/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/train" --count 3000 --seed 1
-[ -f "$DATA/val/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/val" --count 200 --seed 2
+[ -f "$DATA/train/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/train" --count "$TRAIN_FRAMES" --seed 1
+[ -f "$DATA/val/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/val" --count "$VAL_FRAMES" --seed 2
 
 resume=()
 [ -f "$RUN/last.pt" ] && resume=(--resume)
@@ -17,7 +19,7 @@ $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RU
   --width 0.125 --img-size 256 128 --crop-top 0.2 --lane-thickness 3 \
   --delta-var 0.5 --delta-dist 3.0 --seg-loss weighted_ce \
   --batch-size 8 --lr 3e-3 --warmup-steps 300 --epochs 1000 --max-steps "$STEPS" \
-  --val-every 1000 --val-frames 200 --workers 1 --seed 0 "${resume[@]}"
+  --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 "${resume[@]}"
 
 # Ship the best validation checkpoint (no optimizer state) with its lane threshold re-picked on the
 # validation split by the current post-processing; SHIP_TO= (empty) skips this.
