@@ -5,7 +5,6 @@ stamps are 30 ms before the bag's receive timestamps, so a test can tell the two
 """
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,25 +19,22 @@ from sensor_msgs.msg import Image
 from lane_seg.msg import LaneArray
 from lane_seg_ros import bag_io
 from lane_seg_ros.cli import main as cli_main
+from lane_seg_ros.domain import reserve_domain_id, ros_environment
 
 import test_bag
 from test_bag import CAPTURE_LAG, FRAME_ID, PERIOD, REPO, T0, image_cdr, stamp_ns, write_bag
 
-SHM_PROFILE = REPO / "config" / "fastdds_shm.xml"
 frames = test_bag.frames  # the fixture: six rendered road frames, 640x360
 
 
 @pytest.fixture
 def ros_env(tmp_path, monkeypatch):
     """A private DDS domain on localhost for this test, in this process and in the subprocesses it starts."""
-    domain = random.Random(os.getpid() * 1000 + time.monotonic_ns()).randrange(1, 101)
-    env = {"ROS_DOMAIN_ID": str(domain), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-           "ROS_LOG_DIR": str(tmp_path / "ros_log")}
-    if SHM_PROFILE.exists():
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(SHM_PROFILE)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return {**os.environ, **env}, domain
+    with reserve_domain_id() as lease:
+        env = ros_environment(lease.domain_id, tmp_path / "ros_log")
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield {**os.environ, **env}, lease.domain_id
 
 
 class Listener:
