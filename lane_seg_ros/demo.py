@@ -292,6 +292,8 @@ def report(source: Source, recorded: Path, out: Path, rate: float, began: float)
     lanes = sum(len(a.lanes) for a in output.answers.values())
     print(f"lanes:             {lanes} in {len(output.answers)} answers ({lanes / max(len(output.answers), 1):.2f} "
           f"per frame), {ground} with metric points on the road")
+    if source.drive is not None and ground:
+        print(f"metric lanes:      {rep.describe_ground_errors(rep.ground_errors(output, source.drive))}")
     if output.diagnostics:
         d = output.diagnostics
         print(f"node:              device {d.get('device')}, model {d.get('model')}, {d.get('frames processed')} frames "

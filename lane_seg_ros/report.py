@@ -17,7 +17,7 @@ from lane_seg_core.tusimple import LaneRecord, lane_points, read_records
 from lane_seg_core.visualize import PALETTE, contact_sheet, draw_lanes
 
 from .bag_io import COMPRESSED_IMAGE, LANE_ARRAY, open_bag, read_messages
-from .drive_bag import frame_key, stamp_ns
+from .drive_bag import DriveInfo, frame_key, stamp_ns
 
 TUSIMPLE_TIME_LIMIT_MS = 200.0  # the official rule: a slower frame scores nothing
 VIDEO_WIDTH = 960  # px; the overlay video is scaled to this width (a 10 s 720p mp4v video is 40 MB)
@@ -248,3 +248,35 @@ def draw_run(
     if tiles:
         cv2.imwrite(str(sheet_path), cv2.cvtColor(contact_sheet(tiles), cv2.COLOR_RGB2BGR))
     return Pictures(video_path, sheet_path, written)
+
+
+def ground_errors(output: NodeOutput, drive: DriveInfo, distances: Sequence[float] = (8.0, 15.0, 30.0)
+                  ) -> dict[float, np.ndarray]:
+    """Per distance ahead (m): how far (m) each metric lane point lies from the nearest line the drive painted.
+
+    Only answers whose lanes all have ground points count (the node has the camera's intrinsics by then).
+    """
+    from lane_seg_core.drive import DriveConfig, drive_scenes
+
+    scenes = drive_scenes(drive.seed, DriveConfig(**drive.config))
+    errors: dict[float, list[float]] = {d: [] for d in distances}
+    for stamp, answer in output.answers.items():
+        if not answer.lanes or any(lane.ground_points is None for lane in answer.lanes):
+            continue
+        scene = scenes[round((stamp - drive.first_stamp_ns) * drive.fps / 1e9)]
+        for ahead in distances:
+            painted = [-float(scene.ground_x(line.offset, np.array([ahead]))[0]) for line in scene.lines]  # y left
+            for lane in answer.lanes:
+                x, y = lane.ground_points[:, 0], lane.ground_points[:, 1]
+                if x.min() <= ahead <= x.max():
+                    order = np.argsort(x)
+                    at = float(np.interp(ahead, x[order], y[order]))
+                    errors[ahead].append(min(abs(at - p) for p in painted))
+    return {d: np.array(e) for d, e in errors.items()}
+
+
+def describe_ground_errors(errors: dict[float, np.ndarray]) -> str:
+    """'median / p95 error a / b cm at D m, ...' for the distances that have points."""
+    parts = [f"{100 * np.median(e):.1f} / {100 * np.percentile(e, 95):.1f} cm at {d:g} m"
+             for d, e in errors.items() if len(e)]
+    return "median / p95 distance to the painted line: " + ", ".join(parts) if parts else "no metric lane points"

@@ -249,3 +249,16 @@ def test_demo_train_makes_a_fresh_model_with_the_builtin_recipe_and_plays_it(tmp
     assert f"{tmp_path / 'run' / 'best.pt'}: SegNet width 0.125, input 256x128" in result.stdout
     assert re.search(r"node: +device cpu, model best\.pt \(SegNet width 0\.125\)", result.stdout), result.stdout
     assert TUSIMPLE_LINE.fullmatch(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_nodes_metric_lanes_lie_on_the_drives_painted_lines(demo):
+    """What a planner gets: Lane.points_ground (metres, x forward, y left) where the drive painted the lines."""
+    from lane_seg_ros.report import ground_errors, read_node_output
+
+    out, stdout = demo
+    errors = ground_errors(read_node_output(out / "node_output"), DriveInfo.read(out / "drive"), (8.0, 15.0))
+    for ahead, e in errors.items():
+        # a few lanes are wrong at the height of the lane change (the model's weak spot, see test_drive.py)
+        assert len(e) >= 50 and np.median(e) < 0.1 and np.mean(e < 0.3) >= 0.95, (ahead, len(e), np.median(e))
+    assert re.search(r"metric lanes: +median / p95 distance to the painted line: [\d.]+ / [\d.]+ cm at 8 m", stdout)
