@@ -40,17 +40,21 @@ def draw_lanes(
     return out
 
 
-def draw_detection(image: np.ndarray, detection: "Detection", alpha: float = 0.45, thickness: int = 4) -> np.ndarray:
-    """A copy of an RGB image [H,W,3]: lane pixels (instance_mask [H,W]) tinted in lane colours, polylines and ids."""
-    mask = detection.instance_mask
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"instance mask {mask.shape} does not match the image {image.shape[:2]}")
+def tint_lanes(image: np.ndarray, instance_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A copy of an RGB image [H,W,3] with the pixels of lane k (instance_mask [H,W] == k) tinted in its colour."""
+    if instance_mask.shape != image.shape[:2]:
+        raise ValueError(f"instance mask {instance_mask.shape} does not match the image {image.shape[:2]}")
     tinted = image.copy()
-    lane = mask > 0
-    colours = PALETTE[(mask[lane].astype(np.int64) - 1) % len(PALETTE)].astype(np.float32)  # as lane_colour
+    lane = instance_mask > 0
+    colours = PALETTE[(instance_mask[lane].astype(np.int64) - 1) % len(PALETTE)].astype(np.float32)  # as lane_colour
     blend = (1.0 - alpha) * image[lane].astype(np.float32) + alpha * colours
     tinted[lane] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
-    return draw_lanes(tinted, detection.lanes, thickness=thickness)
+    return tinted
+
+
+def draw_detection(image: np.ndarray, detection: "Detection", alpha: float = 0.45, thickness: int = 4) -> np.ndarray:
+    """A copy of an RGB image [H,W,3]: lane pixels (instance_mask [H,W]) tinted in lane colours, polylines and ids."""
+    return draw_lanes(tint_lanes(image, detection.instance_mask, alpha), detection.lanes, thickness=thickness)
 
 
 def contact_sheet(images: Sequence[np.ndarray], columns: int = 3, tile_width: int = 640) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,8 +136,6 @@ def run_node_on_bag(source: Source, checkpoint: Path, out: Path, rate: float, th
     logs.mkdir(parents=True, exist_ok=True)
     recorded = out / "node_output"
     if recorded.exists():
-        import shutil
-
         shutil.rmtree(recorded)
     lane_seg = [sys.executable, "-m", "lane_seg_ros.cli"]
     with ExitStack() as stack:
@@ -245,8 +244,6 @@ def run(args: argparse.Namespace) -> int:
             step(2, total, f"synthesising a {args.seconds:g} s drive (1280x720, 30 Hz; curves, a lane change, "
                            f"dashed lanes, shadows) into the bag {drive}")
             if drive.exists():
-                import shutil
-
                 shutil.rmtree(drive)
             write_drive_bag(drive, DEFAULT_SEED, config)
         else:

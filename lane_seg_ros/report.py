@@ -14,7 +14,7 @@ import numpy as np
 from lane_seg_core.metrics import TuSimpleScore, score_records
 from lane_seg_core.postprocess import Lane
 from lane_seg_core.tusimple import LaneRecord, lane_points, read_records
-from lane_seg_core.visualize import PALETTE, contact_sheet, draw_lanes
+from lane_seg_core.visualize import contact_sheet, draw_lanes, tint_lanes
 
 from .bag_io import COMPRESSED_IMAGE, LANE_ARRAY, open_bag, read_messages
 from .drive_bag import DriveInfo, frame_key, stamp_ns
@@ -172,23 +172,15 @@ def camera_stamps(bag: str | os.PathLike, topic: str) -> list[int]:
     return [stamp for stamp, _ in camera_frames(bag, topic)]
 
 
-def tint(image: np.ndarray, mask_cdr: bytes | None, alpha: float = 0.45) -> np.ndarray:
-    """RGB image with the lane pixels of a recorded instance mask (mono8, lane ids) tinted in lane colours."""
+def recorded_mask(mask_cdr: bytes | None) -> np.ndarray | None:
+    """A recorded instance mask (serialised mono8 Image) as uint8 [H,W] lane ids; None when there is none."""
     if mask_cdr is None:
-        return image
+        return None
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    from .conversions import image_to_rgb
-
-    mask = image_to_rgb(deserialize_message(mask_cdr, Image))[:, :, 0]
-    if mask.shape != image.shape[:2]:
-        return image
-    out = image.copy()
-    lane = mask > 0
-    colours = PALETTE[(mask[lane].astype(np.int64) - 1) % len(PALETTE)].astype(np.float32)
-    out[lane] = np.clip(np.rint((1 - alpha) * image[lane] + alpha * colours), 0, 255).astype(np.uint8)
-    return out
+    msg = deserialize_message(mask_cdr, Image)
+    return np.frombuffer(msg.data, np.uint8, count=msg.step * msg.height).reshape(msg.height, msg.step)[:, : msg.width]
 
 
 @dataclass
@@ -225,7 +217,9 @@ def draw_run(
             latest = output.answers[stamps[at]] if at >= 0 else None
             gt = truth_by_key.get(frame_key(topic, stamp))
             dots = [lane_points(lane, gt.h_samples) for lane in gt.lanes] if gt is not None else []
-            picture = draw_lanes(tint(rgb, output.masks.get(stamp)), latest.lanes if latest else [], dots)
+            mask = recorded_mask(output.masks.get(stamp))
+            tinted = tint_lanes(rgb, mask) if mask is not None and mask.shape == rgb.shape[:2] else rgb
+            picture = draw_lanes(tinted, latest.lanes if latest else [], dots)
             label = "lanes of this frame" if stamp in answered else ("held: latest answer" if latest else "no answer yet")
             cv2.putText(picture, f"t={(stamp - (stamps[0] if stamps else stamp)) / 1e9:6.2f} s  {label}", (20, 40),
                         cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)

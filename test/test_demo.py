@@ -113,6 +113,12 @@ def test_demo_draws_a_video_of_every_frame_and_a_contact_sheet(demo):
     video = cv2.VideoCapture(str(out / "lanes.mp4"))
     assert video.isOpened() and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 120
     assert cv2.imread(str(out / "contact_sheet.jpg")).shape[1] == 3 * 640
+    from lane_seg_ros.report import read_node_output, recorded_mask
+
+    output = read_node_output(out / "node_output")  # the recorded masks tint the video's lane pixels
+    stamp_, answer = next((s, a) for s, a in output.answers.items() if len(a.lanes) >= 2)
+    mask = recorded_mask(output.masks[stamp_])
+    assert mask.shape == (720, 1280) and set(np.unique(mask)) == {0, *(lane.id for lane in answer.lanes)}
     for line in ("overlay video:", "contact sheet:", "node's output bag:", "camera bag:", "predictions:", "logs:"):
         assert line in stdout
 
