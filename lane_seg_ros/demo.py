@@ -24,7 +24,7 @@ from lane_seg_core.drive import DEFAULT_SEED, DriveConfig, drive_config
 
 from .bag_io import CAMERA_INFO, COMPRESSED_IMAGE, bag_topics, open_bag, select_image_topic
 from .domain import reserve_domain_id, ros_environment
-from .drive_bag import LABEL_FILE, DriveInfo, is_drive_bag, planned_drive, write_drive_bag
+from .drive_bag import LABEL_FILE, DriveInfo, frame_key, is_drive_bag, planned_drive, write_drive_bag
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_TOPICS = ("/lanes", "/lanes/instance_mask", "/lanes/markers", "/diagnostics")
@@ -59,10 +59,24 @@ def user_source(bag: Path, topic: str | None, labels: Path | None) -> Source:
     info = base.rsplit("/", 1)[0] + "/camera_info"
     if labels is None and (bag / LABEL_FILE).is_file():
         labels = bag / LABEL_FILE
-    if labels is not None and not labels.is_file():
-        raise FileNotFoundError(f"labels '{labels}' do not exist")
+    if labels is not None:
+        check_labels(labels, topic)
     drive = DriveInfo.read(bag) if is_drive_bag(bag) else None
     return Source(bag, topic, compressed, info if topics.get(info) == CAMERA_INFO else None, labels, drive)
+
+
+def check_labels(labels: Path, topic: str) -> None:
+    """Before anything runs: the labels read as tuSimple lines and name frames of `topic` as `frame_key` does."""
+    from lane_seg_core.tusimple import read_records
+
+    if not labels.is_file():
+        raise FileNotFoundError(f"labels '{labels}' do not exist")
+    truth = read_records(labels)  # a malformed line is an error naming the file and the line
+    prefix = frame_key(topic, 0)[:-1]
+    if not any(record.raw_file.startswith(prefix) for record in truth):
+        first = truth[0].raw_file if truth else "(the file has no lines)"
+        raise ValueError(f"labels '{labels}': no raw_file names a frame of {topic}; expected "
+                         f"'{prefix}<header stamp in ns>', the first is '{first}'")
 
 
 class Processes:

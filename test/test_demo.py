@@ -133,6 +133,21 @@ def test_demo_reuses_a_drive_bag_made_with_the_same_settings_only(demo):
     assert not _same_drive(out / "drive", planned_drive(DEFAULT_SEED + 1, drive_config(4)))
 
 
+@pytest.mark.slow
+def test_demo_checks_a_users_labels_before_starting_anything(demo, tmp_path, capsys):
+    out, _ = demo
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"lanes": [[-2, 600]], "h_samples": [700, 710], "raw_file": "clips/0001/20.jpg"}\n')
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"lanes": [[-2, 600]], "h_samples": [700]}\n')
+    for labels, expected in ((wrong, "no raw_file names a frame of /camera/image_raw; expected "
+                                     "'camera/image_raw/<header stamp in ns>', the first is 'clips/0001/20.jpg'"),
+                             (broken, f"{broken}:1"), (tmp_path / "none.json", "do not exist")):
+        assert cli_main(["demo", "--bag", str(out / "drive"), "--labels", str(labels), "--out", str(tmp_path / "o")]) == 2
+        assert expected in capsys.readouterr().err
+    assert not (tmp_path / "o" / "node_output").exists()
+
+
 def write_compressed_bag(path: Path, topic: str, frames: list[np.ndarray], period_ns: int) -> list[int]:
     """A bag of JPEG CompressedImage frames (BGR in); their header stamps."""
     from rosbags.rosbag2 import Writer
