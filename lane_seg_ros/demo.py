@@ -288,14 +288,14 @@ def run(args: argparse.Namespace) -> int:
 
 def report(source: Source, recorded: Path, out: Path, rate: float, began: float) -> int:
     """Print the figures and the paths; the last line is the tuSimple line when the bag has ground truth."""
-    from lane_seg_core.tusimple import write_records
+    from lane_seg_core.tusimple import read_records, write_records
 
     from . import report as rep
 
     output = rep.read_node_output(recorded)
     stamps = rep.camera_stamps(source.bag, source.topic)
     run_figures = rep.figures(output, stamps, rate)
-    truth = rep.read_truth(source.labels) if source.labels else []
+    truth = read_records(source.labels) if source.labels else []
     pictures = rep.draw_run(source.bag, source.topic, output, out, truth, fps=max(run_figures.input_hz, 1.0) / rate)
     for line in run_figures.lines():
         print(line)

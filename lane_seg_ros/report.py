@@ -13,7 +13,7 @@ import numpy as np
 
 from lane_seg_core.metrics import TuSimpleScore, score_records
 from lane_seg_core.postprocess import Lane
-from lane_seg_core.tusimple import LaneRecord, lane_points, read_records
+from lane_seg_core.tusimple import LaneRecord, lane_points
 from lane_seg_core.visualize import contact_sheet, draw_lanes, tint_lanes
 
 from .bag_io import COMPRESSED_IMAGE, LANE_ARRAY, open_bag, read_messages
@@ -145,11 +145,6 @@ def score_answers(preds: Sequence[LaneRecord], truth: Sequence[LaneRecord]) -> T
     return score_records(preds, [gt for gt in truth if gt.raw_file in answered])
 
 
-def read_truth(labels: str | os.PathLike) -> list[LaneRecord]:
-    """Ground-truth lines keyed by `frame_key` (the drive bag's label_data_drive.json or the user's own)."""
-    return read_records(labels)
-
-
 def camera_frames(bag: str | os.PathLike, topic: str) -> Iterator[tuple[int, np.ndarray | None]]:
     """(header stamp ns, RGB uint8 [H,W,3]) of a bag's image topic; (bag time, None) for a frame that cannot be decoded."""
     from .cdr import decode_camera_message
@@ -168,8 +163,21 @@ def camera_frames(bag: str | os.PathLike, topic: str) -> Iterator[tuple[int, np.
 
 
 def camera_stamps(bag: str | os.PathLike, topic: str) -> list[int]:
-    """The header stamps (ns) of a bag's image topic, in bag order (bad frames by their bag time)."""
-    return [stamp for stamp, _ in camera_frames(bag, topic)]
+    """The header stamps (ns) of a bag's image topic, in bag order (bad frames by their bag time); no pixels decoded."""
+    from .cdr import read_camera_message
+    from .conversions import ImageError
+
+    stamps = []
+    with open_bag(bag) as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        compressed = bool(connections) and connections[0].msgtype == COMPRESSED_IMAGE
+        for _, timestamp, raw in read_messages(reader, connections, Path(bag)):
+            try:
+                header = read_camera_message(bytes(raw), compressed).header
+                stamps.append(stamp_ns(header.stamp.sec, header.stamp.nanosec))
+            except ImageError:
+                stamps.append(timestamp)
+    return stamps
 
 
 def recorded_mask(mask_cdr: bytes | None) -> np.ndarray | None:
