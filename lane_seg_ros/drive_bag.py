@@ -43,6 +43,7 @@ class DriveInfo:
     camera_info_topic: str
     camera_height: float  # m over the road
     camera_pitch: float  # rad, positive = looking down
+    camera_k: list[float]  # the camera matrix, 9 values by rows (CameraInfo.k)
     first_stamp_ns: int
     config: dict  # the DriveConfig's fields
 
@@ -64,8 +65,9 @@ def planned_drive(seed: int, config: DriveConfig, topic: str = DEFAULT_TOPIC) ->
     if not topic.startswith("/") or topic.endswith("/"):
         raise ValueError(f"topic must be an absolute topic name like /camera/image_raw, got '{topic}'")
     camera = drive_scenes(seed, config)[0].camera
+    k = [camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0]
     return DriveInfo(seed, config.frames, config.fps, topic, topic.rsplit("/", 1)[0] + "/camera_info",
-                     camera.height, camera.pitch, START_NS, asdict(config))
+                     camera.height, camera.pitch, k, START_NS, asdict(config))
 
 
 def is_drive_bag(bag: str | os.PathLike) -> bool:
@@ -95,7 +97,7 @@ def write_drive_bag(
     from std_msgs.msg import Header
     from tqdm import tqdm
 
-    from lane_seg_core.drive import drive_scenes, render_drive
+    from lane_seg_core.drive import render_drive
     from lane_seg_core.synth import H_SAMPLES
     from lane_seg_core.tusimple import LaneRecord, write_records
 
@@ -108,8 +110,7 @@ def write_drive_bag(
     if out.exists():
         raise FileExistsError(f"output '{out}' exists already; choose another --out or delete it")
     info = planned_drive(seed, config, topic)
-    camera = drive_scenes(seed, config)[0].camera
-    frames, info_topic = info.frames, info.camera_info_topic
+    frames, info_topic, k = info.frames, info.camera_info_topic, info.camera_k
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -129,11 +130,8 @@ def write_drive_bag(
                 header.stamp.sec, header.stamp.nanosec = divmod(stamp, 10**9)
                 height, width = bgr.shape[:2]
                 camera_info = CameraInfo(header=header, height=height, width=width, distortion_model="plumb_bob",
-                                         d=[0.0] * 5, k=[camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy,
-                                                         0.0, 0.0, 1.0])
-                camera_info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-                camera_info.p = [camera.focal, 0.0, camera.cx, 0.0, 0.0, camera.focal, camera.cy, 0.0,
-                                 0.0, 0.0, 1.0, 0.0]
+                                         d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                                         p=[*k[0:3], 0.0, *k[3:6], 0.0, *k[6:9], 0.0])
                 # calibration first: a node that needs it for metric lanes has it by the first image
                 writer.write(info_out, stamp, serialize_message(camera_info))
                 writer.write(image_out, stamp, serialize_message(array_to_image(bgr, header, "bgr8")))
