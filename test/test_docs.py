@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 import time
 import types
@@ -12,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import processes
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKER = REPO / "tools" / "check_docs.py"
+BLOCK_TIMEOUT_S = 240  # one block; the slowest takes about 20 s on an idle 2-core machine
+GUIDE_TIMEOUT_S = 480  # one file; below pytest's 600 s, so the checker is stopped (and its blocks) with its output
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
@@ -51,8 +54,8 @@ def check(tmp_path: Path, markdown: str, *options: str) -> tuple[int, str]:
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO)) for d in DOCS])
 def test_the_commands_of_the_guide_run_as_written(doc: Path) -> None:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, str(CHECKER), str(doc)], cwd=REPO, capture_output=True, text=True,
-                            timeout=900)
+    result = processes.run([sys.executable, str(CHECKER), "--timeout", str(BLOCK_TIMEOUT_S), str(doc)], cwd=REPO,
+                           timeout=GUIDE_TIMEOUT_S)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     print(f"{doc.name}: {time.monotonic() - start:.0f} s\n{result.stdout}")
 
@@ -181,6 +184,19 @@ def test_substitutions_shrink_sizes_and_move_data_but_never_touch_flags():
     assert ran == ("lane-seg train --data /fx/tuSimple/train_set --out runs/x --epochs 1 --batch-size 2 "
                    "--img-size 256 128 --device cpu --pretrained /fx/vgg16_bn-6c64b313.pth --amp")
     assert check_docs.flags(ran) == check_docs.flags(command)
+
+
+def test_a_full_width_training_runs_at_the_small_width_without_the_imagenet_weights_only():
+    command = ("lane-seg train --data d --out o --width 1.0 --pretrained /data/models/vgg16_bn-6c64b313.pth "
+               "--amp --epochs 60 --val-frames 358")
+    ran = check_docs.substitute(command, "/fx")
+    assert ran == "lane-seg train --data d --out o --width 0.125 --amp --epochs 1 --val-frames 358"
+    assert set(check_docs.flags(command)) - set(check_docs.flags(ran)) == {"--pretrained"}
+    # at the width the weights fit (none given), --pretrained stays, and so does every other flag elsewhere
+    assert "--pretrained /fx/" in check_docs.substitute("lane-seg train --data d --out o --pretrained /m/vgg16_bn-6c64b313.pth",
+                                                        "/fx")
+    assert check_docs.substitute("lane-seg eval --data d --width 1.0 --pretrained x") == \
+        "lane-seg eval --data d --width 1.0 --pretrained x"
     assert check_docs.substitute("lane-seg synth --out d --count 3000", "/fx") == "lane-seg synth --out d --count 8"
     assert check_docs.substitute("echo --count 3000", "/fx") == "echo --count 3000"  # only in the commands listed
 
