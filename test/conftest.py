@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import stop_group  # test/ is on sys.path (pytest prepend import mode)
+from processes import Children, stop_group  # test/ is on sys.path (pytest prepend import mode)
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -74,3 +74,11 @@ def no_process_left_behind(request: pytest.FixtureRequest):
         shown = "\n".join(f"  pid {pid} (group {group}): {command[:200]}" for pid, (group, command) in left.items())
         pytest.fail(f"{request.module.__name__} left {len(left)} process(es) running (now stopped):\n{shown}",
                     pytrace=False)
+
+
+@pytest.fixture
+def children():
+    """Start a test's child processes with `children.start(argv, **popen)`; their groups are stopped at its end."""
+    started = Children()
+    yield started
+    started.stop_all()

@@ -101,6 +101,31 @@ class Spawned:
         self.stop()
 
 
+class Children:
+    """Processes a test starts with `start` (a `Popen` each, in a group of its own); `stop_all` ends every group.
+
+    The `children` fixture (conftest.py) stops them when the test ends, passed or failed.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, argv: Sequence[str], **popen) -> subprocess.Popen:
+        process = subprocess.Popen(list(argv), start_new_session=True, **popen)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            stop_group(process.pid)
+            if process.poll() is None:
+                process.kill()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            process.wait()
+
+
 def run(argv: Sequence[str], timeout: float, **popen) -> subprocess.CompletedProcess:
     """`subprocess.run(argv, capture_output=True, text=True, timeout=...)` in a process group of its own.
 

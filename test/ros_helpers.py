@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from lane_seg_ros.domain import DomainLease, ros_environment
 from lane_seg_ros.domain import reserve_domain_id as _reserve
+from processes import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
@@ -70,7 +71,8 @@ class NodeProcess:
             command += ["--params-file", str(params_file)]
         self.command = command + list(ros_args)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(self.command, cwd=REPO, env=env, stdout=out, stderr=err)
+            self.process = subprocess.Popen(self.command, cwd=REPO, env=env, stdout=out, stderr=err,
+                                            start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -101,14 +103,9 @@ class NodeProcess:
         return self.wait(timeout)
 
     def kill(self) -> None:
-        """Clean-up: SIGTERM, then SIGKILL if it does not exit."""
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """Clean-up: stop the node's process group (SIGINT, then SIGKILL), whether the node still runs or not."""
+        stop_group(self.process.pid)
+        self.process.wait(10)
 
 
 class Inbox:

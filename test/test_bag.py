@@ -5,7 +5,6 @@ bag's receive timestamps, so a test can tell the two apart. test_play.py builds 
 """
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from lane_seg_core.synth import render_scene, sample_frame
 from lane_seg_ros import bag as bagtool
 from lane_seg_ros import bag_io
 from lane_seg_ros.cli import main as cli_main
+
+import processes
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_764_000_000_000_000_000  # ns: bag receive time of the first frame
@@ -189,10 +190,10 @@ def test_lane_messages_register_in_rosbags_with_ros_own_hash_and_cdr(monkeypatch
 def test_bag_command_writes_images_lanes_masks_and_markers_mcap(tmp_path, frames):
     bag, inputs = image_bag(tmp_path / "drive", "mcap", frames)
     out = tmp_path / "drive_lanes"
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, "-m", "lane_seg_ros.cli", "bag", str(bag), "--out", str(out), "--device", "cpu",
          "--batch-size", "4"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        timeout=120, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     outputs = bagtool.output_topics("/camera/image_raw")

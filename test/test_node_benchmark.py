@@ -1,11 +1,12 @@
 """The node benchmark runs end to end against the real node and reports every section (timings are not tested)."""
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -13,9 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_quick_node_benchmark_prints_every_section():
     pytest.importorskip("rclpy")
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, str(REPO / "benchmarks" / "node.py"), "--quick", "--duration", "4", "--frames", "4"],
-        capture_output=True, text=True, timeout=400, cwd=REPO,
+        timeout=400, cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout

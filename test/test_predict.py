@@ -1,6 +1,5 @@
 """`lane-seg predict`: images, folders and videos in; overlays and tuSimple predictions out (built-in model, CPU)."""
 
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,8 @@ from lane_seg_core.predict import PredictSummary, predict_path, sample_rows
 from lane_seg_core.synth import H_SAMPLES, generate_dataset
 from lane_seg_core.tusimple import ABSENT, read_records
 from lane_seg_core.visualize import draw_detection, draw_lanes, lane_colour
+
+import processes
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = 7
@@ -221,8 +222,8 @@ def test_cli_predicts_a_folder_and_reports_missing_input(dataset, frame_paths, t
         target.write_bytes(p.read_bytes())
     out = tmp_path / "out"
     command = [sys.executable, "-m", "lane_seg_core.cli", "predict"]
-    result = subprocess.run(command + [str(folder), "--out", str(out), "--device", "cpu", "--no-progress"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = processes.run(command + [str(folder), "--out", str(out), "--device", "cpu", "--no-progress"],
+                            timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "frames=2" in result.stdout and str(out / "predictions.json") in result.stdout
     assert str(out / "overlays") in result.stdout
@@ -230,8 +231,8 @@ def test_cli_predicts_a_folder_and_reports_missing_input(dataset, frame_paths, t
     assert "predict:" not in result.stderr  # --no-progress: no bar
 
     missing = tmp_path / "no_such_input"
-    result = subprocess.run(command + [str(missing), "--out", str(out), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = processes.run(command + [str(missing), "--out", str(out), "--device", "cpu"],
+                            timeout=120, cwd=REPO)
     assert result.returncode == 2 and str(missing) in result.stderr
 
 
