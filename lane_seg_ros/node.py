@@ -27,21 +27,24 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from lane_seg_core.camera import CameraModel
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
 from lane_seg_core.inference import Detection, LaneDetector, resolve_device
 from lane_seg_core.visualize import draw_detection
 
 from . import parameters
 from .cdr import decode_camera_message
-from .conversions import ImageError, array_to_image, detection_to_lane_array, lane_markers
+from .conversions import ImageError, array_to_image
+from .frame import FramePipeline, frame_outputs
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0  # throttle of the bad-frame warnings
+STOP_NOTICE_S = 2.0  # a stop waiting longer than this for the frame in hand says so
 
 
 class StartupError(RuntimeError):
@@ -52,9 +55,7 @@ class StartupError(RuntimeError):
 class Pipeline:
     """Everything the worker needs for one frame; replaced as a whole when a setting changes."""
 
-    detector: LaneDetector  # with the current post-processing settings and ground plane
-    ground_frame_id: str
-    intrinsics: tuple[float, ...] | None  # camera K for the rviz markers (parameter, else camera_info)
+    frame: FramePipeline  # the detector with the current post-processing settings and ground plane, the camera
     publish_overlay: bool
 
 
@@ -112,7 +113,8 @@ class LaneSegNode(Node):
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._settings_lock = threading.Lock()  # parameter and camera_info callbacks replacing the pipeline
-        self._camera_k: tuple[float, ...] | None = None
+        self._camera_info: tuple | None = None  # the fields of the last usable CameraInfo (to skip unchanged ones)
+        self._camera: CameraModel | None = None  # its calibration
         self._waiting_for_camera_info = False
 
     # ------------------------------------------------------------------------------------------------ start-up
@@ -120,7 +122,8 @@ class LaneSegNode(Node):
     def start(self) -> None:
         """Declare the parameters, load and warm up the model, create the topics; StartupError when it cannot."""
         try:
-            self._values = parameters.declare(self, parameters.STARTUP + parameters.OUTPUT + parameters.GROUND)
+            self._values = parameters.declare(
+                self, parameters.STARTUP + parameters.OUTPUT + parameters.CAMERA + parameters.GROUND)
             parameters.check_startup(self._values)
         except (ParameterException, ValueError) as exc:
             raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
@@ -130,7 +133,7 @@ class LaneSegNode(Node):
             self._pipeline = self._build_pipeline(self._values, None)
         except (ParameterException, ValueError) as exc:
             raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
-        self._pipeline.detector.warm_up()
+        self._pipeline.frame.detector.warm_up()
 
         self._lanes_pub = self.create_publisher(LaneArray, "lanes", OUTPUT_QOS)
         self._mask_pub = self.create_publisher(Image, "lanes/instance_mask", OUTPUT_QOS)
@@ -147,7 +150,10 @@ class LaneSegNode(Node):
             reliability=ReliabilityPolicy.RELIABLE if self._values["qos.reliability"] == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
+        # camera_info is best effort whatever the images are: a best-effort reader matches reliable and best-effort
+        # (and latched) camera_info publishers alike, where a reliable one would miss a best-effort driver.
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                         qos_profile_sensor_data)
         # The image subscription comes last: once it is matched, the node is ready. It takes the serialised
         # message (raw): the worker deserialises only the images it processes, and the executor thread does not
         # hold the GIL for milliseconds per camera frame while the worker needs it.
@@ -178,16 +184,24 @@ class LaneSegNode(Node):
 
     # ------------------------------------------------------------------------------------------------ settings
 
-    def _build_pipeline(self, values: dict[str, Any], camera_k: tuple[float, ...] | None) -> Pipeline:
+    def _build_pipeline(self, values: dict[str, Any], camera: CameraModel | None) -> Pipeline:
         """The detector with these settings; ValueError naming the setting when one is invalid."""
-        ground = parameters.GroundSettings.from_values(values)
-        plane = ground.plane(camera_k)
+        ground = parameters.ground_config(values)
+        enabled = values["ground.enabled"]
+        if enabled and not ground.frame_id:
+            raise ValueError("ground.frame_id must not be empty while ground.enabled is true")
+        camera = CameraModel(ground.intrinsics) if ground.intrinsics else camera
+        plane = ground.plane(camera) if enabled else None
         detector = self._base_detector.with_settings(**parameters.postprocess_settings(values)).with_ground_plane(plane)
-        waiting = ground.needs_camera_info and plane is None
+        waiting = enabled and plane is None
         if waiting and not self._waiting_for_camera_info:
-            self.get_logger().info("ground plane: waiting for the camera intrinsics on camera_info")
+            self.get_logger().info(f"ground plane: waiting for the camera calibration on "
+                                   f"{self._camera_info_topic()}")
         self._waiting_for_camera_info = waiting
-        return Pipeline(detector, ground.frame_id, ground.intrinsics or camera_k, values["publish_overlay"])
+        return Pipeline(FramePipeline(detector, ground.frame_id, camera), values["publish_overlay"])
+
+    def _camera_info_topic(self) -> str:
+        return self.resolve_topic_name("camera_info")
 
     def _on_set_parameters(self, changed: Sequence[Parameter]) -> SetParametersResult:
         ours = {p.name: parameters.value_of(p) for p in changed if p.name in parameters.SPECS}
@@ -200,7 +214,7 @@ class LaneSegNode(Node):
         with self._settings_lock:
             values = self._values | ours
             try:
-                pipeline = self._build_pipeline(values, self._camera_k)
+                pipeline = self._build_pipeline(values, self._camera)
             except ValueError as exc:
                 shown = ", ".join(f"{name}={value!r}" for name, value in ours.items())
                 return SetParametersResult(successful=False, reason=f"rejected {shown}: {exc}")
@@ -211,19 +225,25 @@ class LaneSegNode(Node):
         return SetParametersResult(successful=True)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        k = tuple(float(v) for v in msg.k)
-        if k[0] <= 0.0 or k == self._camera_k:  # uncalibrated (K all zero) or unchanged
+        fields = (tuple(msg.k), tuple(msg.d), msg.distortion_model, msg.width, msg.height, tuple(msg.p),
+                  self._values["rectified"])
+        if fields == self._camera_info:
             return
         with self._settings_lock:
             try:
-                pipeline = self._build_pipeline(self._values, k)
+                camera = CameraModel.from_camera_info(msg.k, msg.d, msg.distortion_model, msg.width, msg.height, msg.p,
+                                                      rectified=self._values["rectified"])
+                pipeline = self._build_pipeline(self._values, camera)
             except ValueError as exc:
-                self.get_logger().warning(f"camera_info K {list(k)} is not usable: {exc}",
-                                          throttle_duration_sec=WARN_EVERY_S)
+                if self._values["ground.enabled"]:  # else only the markers use it, with a nominal focal length
+                    self.get_logger().warning(f"camera_info on {self._camera_info_topic()} is not usable: {exc}",
+                                              throttle_duration_sec=WARN_EVERY_S)
                 return
-            self._camera_k, self._pipeline = k, pipeline
-        self.get_logger().info(f"camera intrinsics from camera_info: fx={k[0]:.1f} fy={k[4]:.1f} cx={k[2]:.1f} "
-                               f"cy={k[5]:.1f}")
+            self._camera_info, self._camera, self._pipeline = fields, camera, pipeline
+        k = camera.k
+        lens = f", {camera.distortion_model} distortion removed" if camera.distorted else ""
+        self.get_logger().info(f"camera calibration from {self._camera_info_topic()}: {msg.width}x{msg.height}, "
+                               f"fx={k[0, 0]:.1f} fy={k[1, 1]:.1f} cx={k[0, 2]:.1f} cy={k[1, 2]:.1f}{lens}")
 
     # ------------------------------------------------------------------------------------------------ frames
 
@@ -248,12 +268,15 @@ class LaneSegNode(Node):
         pipeline = self._pipeline  # read once: this frame uses one consistent set of settings
         try:
             header, rgb = decode_camera_message(raw, compressed=self._image_type is CompressedImage)
-            detection: Detection = pipeline.detector(rgb)
-            lanes = detection_to_lane_array(detection, header, pipeline.ground_frame_id)
-            lanes.processing_ms = latency_ms = (time.perf_counter() - received) * 1e3
-            self._lanes_pub.publish(lanes)
-            self._mask_pub.publish(array_to_image(detection.instance_mask, header, "mono8"))
-            self._markers_pub.publish(lane_markers(lanes.lanes, header, detection.image_size, pipeline.intrinsics))
+            frame, problem = pipeline.frame.for_size(rgb.shape[1], rgb.shape[0])
+            if problem:
+                self.get_logger().warning(f"{self._camera_info_topic()}: {problem}", throttle_duration_sec=WARN_EVERY_S)
+            detection: Detection = frame.detector(rgb)
+            outputs = frame_outputs(detection, header, frame, received)
+            self._lanes_pub.publish(outputs.lanes)
+            self._mask_pub.publish(outputs.instance_mask)
+            self._markers_pub.publish(outputs.markers)
+            latency_ms = outputs.lanes.processing_ms
             overlay = pipeline.publish_overlay and self._overlay_pub.get_subscription_count() > 0
             if overlay:
                 self._overlay_pub.publish(array_to_image(draw_detection(rgb, detection), header, "rgb8"))
@@ -310,12 +333,16 @@ class LaneSegNode(Node):
     # ------------------------------------------------------------------------------------------------ shutdown
 
     def stop(self) -> None:
-        """Stop the worker (it finishes the frame in hand) before the node is destroyed."""
+        """Stop the worker; it finishes the frame in hand (however long its forward pass) before the node goes."""
         with self._frame_ready:
             self._stopping = True
             self._frame_ready.notify()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
+        if self._worker is None:
+            return
+        self._worker.join(timeout=STOP_NOTICE_S)
+        if self._worker.is_alive():
+            self.get_logger().info("stopping: waiting for the frame in hand to finish")
+            self._worker.join()
 
 
 def _one_line(exc: BaseException) -> str:

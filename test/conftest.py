@@ -21,6 +21,8 @@ import pytest
 from processes import Children, stop_group  # test/ is on sys.path (pytest prepend import mode)
 
 PR_SET_CHILD_SUBREAPER = 36
+# Helpers Python's multiprocessing starts once and keeps for the life of the process that started them (pytest)
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,6 +52,8 @@ def running_descendants(root: int) -> dict[int, tuple[int, str]]:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 command = "?"
+            if parents[pid] == root and any(helper in command for helper in INTERPRETER_HELPERS):
+                continue
             found[pid] = (groups[pid], command.strip())
     return found
 

@@ -20,6 +20,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from lane_seg.msg import LaneArray
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.ground import GroundConfig
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.synth import render_scene, sample_frame
 from lane_seg_ros import bag as bagtool
@@ -224,7 +225,7 @@ def test_compressed_images_and_a_ground_plane_from_the_bags_camera_info(tmp_path
         "/camera/image_raw/compressed": (bag_io.COMPRESSED_IMAGE, messages),
         "/camera/camera_info": (bag_io.CAMERA_INFO, [(T0 - PERIOD, serialize_message(info))]),
     })
-    ground = bagtool.GroundOptions(frame="base_footprint", height=1.5, pitch=0.05)
+    ground = GroundConfig(frame_id="base_footprint", height=1.5, pitch=0.05)
     summary = bagtool.process_bag(bag, tmp_path / "out", detector, ground=ground, progress=False)
     outputs = bagtool.output_topics("/camera/image_raw/compressed", compressed=True)
     assert outputs.lanes == "/camera/lanes"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import time
 import types
@@ -66,6 +67,52 @@ def test_the_vehicle_guide_lists_every_parameter_and_launch_argument():
     assert not missing, f"docs/vehicle.md has no parameter table row for {missing}"
     missing = [name for name in check_docs.launch_arguments() if f"| `{name}` |" not in text]
     assert not missing, f"docs/vehicle.md has no launch argument table row for {missing}"
+
+
+def test_the_parameters_file_states_each_range_as_the_parameter_declares_it():
+    """config/lane_seg.yaml's comment above a bounded parameter gives its range as lane_seg_ros/parameters.py does."""
+    from lane_seg_ros.parameters import SPECS
+
+    lines = (REPO / "config" / "lane_seg.yaml").read_text().splitlines()
+    path, checked = [], 0
+    for i, line in enumerate(lines):
+        key = re.match(r"^(\s*)#?\s*([a-z_]+):", line)
+        if not key or line.strip().startswith("# ") and not re.match(r"^\s*# [a-z_]+: ", line):
+            continue
+        depth = (len(key.group(1)) - 4) // 2  # under /**: ros__parameters:
+        if depth < 0:
+            continue
+        path[depth:] = [key.group(2)]
+        spec = SPECS.get(".".join(path))
+        if spec is None or spec.bounds is None:
+            continue
+        comment = []
+        j = i - 1
+        while j >= 0 and re.match(r"^\s*[a-z_]+: ", lines[j]) and not comment:  # keys sharing one comment (x/y)
+            j -= 1
+        while j >= 0 and lines[j].strip().startswith("#") and not re.match(r"^\s*# [a-z_]+: ", lines[j]):
+            comment.insert(0, lines[j].strip())
+            j -= 1
+        assert str(spec.bounds) in " ".join(comment), f"line {i + 1}: `{spec.name}` should say {spec.bounds}: {comment}"
+        checked += 1
+    assert checked >= 10, checked
+
+
+def test_a_parameter_table_row_that_differs_from_the_declaration_is_named_with_the_right_row(tmp_path):
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    columns = ["parameter", "type", "default", "run time", ""]
+    rows = [table_row(spec, columns) for spec in SPECS.values()]
+    heading = "| parameter | type | default | run time | |\n|---|---|---|---|---|\n"
+    code, out = check(tmp_path, heading + "\n".join(rows) + "\n", "--static-only")
+    assert code == 0, out
+    wrong = [row.replace("| 1.5 |", "| 1.4 |") if "`ground.height`" in row else row for row in rows[:-1]]
+    code, out = check(tmp_path, heading + "\n".join(wrong) + "\n| `ground.hieght` | double | 1.5 | yes | x |\n",
+                      "--static-only")
+    assert code == 1, out
+    assert "row of `ground.height` differs from the parameter's declaration" in out and table_row(
+        SPECS["ground.height"], columns) in out
+    assert "the node has no parameter 'ground.hieght'" in out and f"the table lacks {rows[-1].split('`')[1]}" in out
 
 
 # ------------------------------------------------------------------------------------------------ static checks

@@ -27,6 +27,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from lane_seg.msg import LaneArray  # noqa: E402
+from lane_seg_core.camera import CameraModel  # noqa: E402
 from lane_seg_core.cli import BUILTIN_CHECKPOINT  # noqa: E402
 from lane_seg_core.ground import GroundPlane  # noqa: E402
 from lane_seg_core.inference import LaneDetector  # noqa: E402
@@ -427,13 +428,15 @@ def test_run_time_parameters_change_the_next_frame(io, probe, detector):
 
 
 REJECTED = [
-    ({"lane_threshold": 1.0}, "PostprocessConfig.lane_threshold must be in (0.0, 1.0), got 1.0"),
+    ({"lane_threshold": 1.0}, "PostprocessConfig.lane_threshold must be in (0, 1), got 1.0"),
     ({"lane_threshold": 1.5}, "lane_threshold out of range Min: 0.0, Max: 1.0"),
-    ({"bandwidth": 0.0}, "PostprocessConfig.bandwidth must be in (0.0, inf], got 0.0"),
+    ({"bandwidth": 0.0}, "PostprocessConfig.bandwidth must be > 0, got 0.0"),
     ({"min_pixels": 0}, "min_pixels out of range. Min: 1"),
     ({"max_lanes": 300}, "max_lanes out of range. Min: 1, Max: 255"),
     ({"polyline_step": 0.25}, "polyline_step out of range Min: 0.5"),
-    ({"ground.height": 0.0}, "ground.height must be > 0 m"),
+    ({"ground.height": 0.0}, "ground.height must be in (0, 100] m, got 0.0"),
+    ({"ground.pitch": 1.6}, "ground.pitch out of range"),
+    ({"ground.intrinsics": [0.0] * 9}, "ground.intrinsics: fx and fy must be > 0 px"),
     ({"ground.homography": [1.0, 2.0]}, "ground.homography must be 9 values"),
     ({"checkpoint": "other.pt"}, "checkpoint is read at start-up: changing it requires a restart"),
     ({"device": "cpu"}, "device is read at start-up: changing it requires a restart"),
@@ -455,39 +458,77 @@ def test_refused_parameters_left_the_settings_alone(io, detector):
     assert_same_lanes(ask(io, frame_msg(0)), detector(expected_rgb(0)))
 
 
-def test_ground_points_from_camera_info_intrinsics(io, probe, detector):
+def lanes_with_ground(io, info, answer_s=ANSWER_S):
+    """Publish camera_info with each frame until a frame's lanes all have ground points; the last answer."""
+    lanes, sent = None, None
+    deadline = time.monotonic() + answer_s
+    while time.monotonic() < deadline:  # camera_info is best effort: send it with every try
+        io.camera_info_pub.publish(info)
+        sent = frame_msg(0)
+        lanes = ask(io, sent)
+        if lanes.lanes and all(lane.points_ground for lane in lanes.lanes):
+            break
+    return lanes, sent
+
+
+PLUMB_BOB = [-0.08, 0.02, 0.0005, -0.0003, 0.0]  # k1 k2 p1 p2 k3: a mild barrel distortion
+
+
+def test_ground_points_from_camera_info_with_lens_distortion_removed(io, probe, detector):
     params, _, _ = scene(0)
     camera = params.camera
-    info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1280, height=720,
-                      k=[camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0])
+    k = [camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0]
+    info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1280, height=720, k=k, distortion_model="plumb_bob",
+                      d=PLUMB_BOB)
     results = probe.set_parameters(NODE, {"ground.enabled": True, "ground.height": camera.height,
                                           "ground.pitch": camera.pitch})
     try:
         assert all(r.successful for r in results), [r.reason for r in results]
-        lanes = None
-        deadline = time.monotonic() + ANSWER_S
-        while time.monotonic() < deadline:  # camera_info is best effort too: send it with every try
-            io.camera_info_pub.publish(info)
-            sent = frame_msg(0)
-            lanes = ask(io, sent)
-            if all(lane.points_ground for lane in lanes.lanes):
-                break
+        lanes, sent = lanes_with_ground(io, info)
         assert lanes is not None and all(lane.points_ground for lane in lanes.lanes), "no ground points"
-        plane = GroundPlane.from_camera(info.k, camera.height, camera.pitch)
-        expected = detector.with_ground_plane(plane)(expected_rgb(0))
+        model = CameraModel(k, "plumb_bob", PLUMB_BOB, 1280, 720)
+        expected = detector.with_ground_plane(GroundPlane.from_camera(model, camera.height, camera.pitch))(
+            expected_rgb(0))
+        pinhole = detector.with_ground_plane(GroundPlane.from_camera(k, camera.height, camera.pitch))(expected_rgb(0))
         assert_same_lanes(lanes, expected)
-        for lane, want in zip(lanes.lanes, expected.lanes):
+        for lane, want, without in zip(lanes.lanes, expected.lanes, pinhole.lanes):
             ground = np.array([[p.x, p.y] for p in lane.points_ground], dtype=np.float32)
             assert lane.ground_frame_id == "base_footprint"
             np.testing.assert_allclose(ground, want.ground_points, atol=1e-3)
             assert np.all(ground[:, 0] > 0) and np.all(ground[:, 0] <= 80.0 + 1e-3)
             if abs(lane.position) == 1:  # the ego lanes start a few metres ahead, half a lane width left and right
                 assert 1.0 < ground[0, 0] < 10.0 and 0.3 < lane.position * -ground[0, 1] < 3.0
+                n = min(len(ground), len(without.ground_points))  # the distortion moves them (D is used)
+                assert np.abs(ground[:n] - without.ground_points[:n]).max() > 0.05
         markers = markers_for(io, sent)
         assert markers is not None and all(m.header.frame_id == "base_footprint" for m in markers.markers[1:])
     finally:
         probe.set_parameters(NODE, {"ground.enabled": False})
     assert not any(lane.points_ground for lane in ask(io, frame_msg(0)).lanes)
+
+
+def test_a_camera_info_for_another_image_size_is_not_used_and_says_so(io, probe):
+    params, _, _ = scene(0)
+    camera = params.camera
+    scale = 1.5  # a 1920x1080 calibration of the same camera
+    k = [camera.focal * scale, 0.0, camera.cx * scale, 0.0, camera.focal * scale, camera.cy * scale, 0.0, 0.0, 1.0]
+    info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1920, height=1080, k=k)
+    log_start = len(io.node.stderr())
+    results = probe.set_parameters(NODE, {"ground.enabled": True, "ground.height": camera.height,
+                                          "ground.pitch": camera.pitch})
+    try:
+        assert all(r.successful for r in results), [r.reason for r in results]
+        expected = "the camera calibration is for 1920x1080 images but the frame is 1280x720"
+        deadline = time.monotonic() + ANSWER_S
+        while expected not in io.node.stderr()[log_start:] and time.monotonic() < deadline:
+            io.camera_info_pub.publish(info)
+            lanes = ask(io, frame_msg(0))
+            assert not any(lane.points_ground for lane in lanes.lanes), "a calibration for another size was used"
+        warning = [line for line in io.node.stderr()[log_start:].splitlines() if expected in line]
+        assert warning and "WARN" in warning[0] and "/camera_info" in warning[0], io.node.stderr()[log_start:]
+        assert io.node.alive()
+    finally:
+        probe.set_parameters(NODE, {"ground.enabled": False})
 
 
 # -------------------------------------------------------------------------------------------------------- diagnostics
@@ -518,10 +559,13 @@ def test_diagnostics_report_rate_latency_counts_device_and_model(io):
 
 @pytest.fixture(scope="module")
 def compressed(ros, probe):
-    """A second node, in namespace /compressed, reading image/compressed."""
-    args = ["-p", "use_compressed:=true", "-p", "device:=cpu", "-p", "threads:=1", "-r", "__ns:=/compressed"]
+    """A second node, in namespace /compressed, reading image/compressed with reliable QoS."""
+    args = ["-p", "use_compressed:=true", "-p", "qos.reliability:=reliable", "-p", "device:=cpu", "-p", "threads:=1",
+            "-r", "__ns:=/compressed"]
     node = NodeProcess(args, ros.env, ros.dir, name="compressed")
-    io = SimpleNamespace(node=node, image_pub=probe.publisher(CompressedImage, "/compressed/image/compressed"))
+    io = SimpleNamespace(node=node, image_pub=probe.publisher(CompressedImage, "/compressed/image/compressed"),
+                         camera_info_pub=probe.node.create_publisher(CameraInfo, "/compressed/camera_info",
+                                                                     Probe.qos(reliable=False, depth=1)))
     io.lanes, _ = probe.subscribe(LaneArray, "/compressed/lanes")
     try:
         ready = probe.wait_until(lambda: io.image_pub.get_subscription_count() > 0 or not node.alive(), START_S)
@@ -540,6 +584,27 @@ def test_compressed_input_gives_the_cores_lanes(compressed, detector, fmt):
     decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert lanes.header.frame_id == FRAME_ID and len(lanes.lanes) >= 2
     assert_same_lanes(lanes, detector(decoded))
+
+
+def test_a_best_effort_camera_info_reaches_a_node_whose_images_are_reliable(compressed, probe):
+    """Camera drivers publish camera_info best effort; a reliable image QoS must not stop it matching."""
+    params, _, _ = scene(3)
+    camera = params.camera
+    info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1280, height=720,
+                      k=[camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0])
+    ok, data = cv2.imencode(".jpg", scene(3)[1])
+    results = probe.set_parameters("/compressed/lane_seg", {"ground.enabled": True, "ground.height": camera.height,
+                                                             "ground.pitch": camera.pitch})
+    assert all(r.successful for r in results), [r.reason for r in results]
+    assert probe.wait_until(lambda: compressed.camera_info_pub.get_subscription_count() > 0, ANSWER_S), \
+        "the node's camera_info subscription does not match a best-effort publisher"
+    lanes = None
+    deadline = time.monotonic() + ANSWER_S
+    while time.monotonic() < deadline and not (lanes and lanes.lanes and all(l.points_ground for l in lanes.lanes)):
+        compressed.camera_info_pub.publish(info)
+        msg = CompressedImage(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), format="jpeg", data=data.tobytes())
+        lanes = ask(compressed, msg)
+    assert lanes.lanes and all(lane.points_ground for lane in lanes.lanes), "no ground points from camera_info"
 
 
 def test_nodes_in_two_namespaces_are_told_apart_on_diagnostics(compressed, probe):

@@ -170,13 +170,15 @@ def test_overlay_tints_lane_pixels_and_leaves_the_rest(detector, frame_paths, tm
     assert np.array_equal(drawn[~near], image[~near])
     tinted = (mask > 0) & ~cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert tinted.sum() > 500
-    colours = np.array([(0, 0, 0)] + [lane_colour(k) for k in range(1, 256)], float)
+    colours = np.zeros((256, 3))
+    for lane in detection.lanes:
+        colours[lane.id] = lane_colour(lane.position)
     expected = np.rint(0.55 * image[tinted] + 0.45 * colours[mask[tinted]])
     np.testing.assert_allclose(drawn[tinted], expected, atol=1)
     for lane in detection.lanes:  # the polyline is drawn in the lane's colour
         x, y = np.round(lane.points).astype(int).T
         inside = (x >= 0) & (x < image.shape[1]) & (y >= 0) & (y < image.shape[0])
-        on_line = np.all(drawn[y[inside], x[inside]] == lane_colour(lane.id), axis=1)
+        on_line = np.all(drawn[y[inside], x[inside]] == lane_colour(lane.position), axis=1)
         assert inside.sum() >= 10 and on_line.mean() >= 0.9, lane.id
 
     # the saved overlay (JPEG) shows the same thing

@@ -946,9 +946,75 @@ def _tail(*outputs: str) -> str:
 # ---------------------------------------------------------------------------------------------------- driver
 
 
+TABLE_ROW = re.compile(r"^\|.*\|\s*$")
+
+
+def parameter_tables(path: Path) -> list[tuple[int, list[str], list[tuple[int, str]]]]:
+    """The node-parameter tables of a markdown file: (heading line, column headings, [(line, row)]).
+
+    A parameter table is one whose first heading is `parameter` and which has `type` and `default` columns.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tables, i = [], 0
+    while i < len(lines):
+        cells = [c.strip() for c in lines[i].strip().strip("|").split("|")] if TABLE_ROW.match(lines[i]) else []
+        if cells[:1] == ["parameter"] and {"type", "default"} <= set(cells) and i + 1 < len(lines):
+            rows, j = [], i + 2  # after the heading and the |---| line
+            while j < len(lines) and TABLE_ROW.match(lines[j]):
+                rows.append((j + 1, lines[j].rstrip()))
+                j += 1
+            tables.append((i + 1, cells, rows))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def parameter_table_problems(path: Path) -> list[tuple[int, str]]:
+    """(line, problem) for each row of a parameter table that is not the one lane_seg_ros/parameters.py gives."""
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    problems = []
+    for heading, columns, rows in parameter_tables(path):
+        listed = set()
+        for line, row in rows:
+            name = row.strip("| ").split("|")[0].strip().strip("`")
+            listed.add(name)
+            if name not in SPECS:
+                problems.append((line, f"the node has no parameter '{name}' (lane_seg_ros/parameters.py)"))
+            elif _cells(row) != _cells(expected := table_row(SPECS[name], columns)):
+                problems.append((line, f"row of `{name}` differs from the parameter's declaration; it reads:\n"
+                                       f"      {expected}"))
+        missing = [name for name in SPECS if name not in listed]
+        if missing:
+            problems.append((heading, f"the table lacks {', '.join(missing)}"))
+    return problems
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def write_parameter_tables(path: Path) -> int:
+    """Rewrite the rows of the file's parameter tables from lane_seg_ros/parameters.py; the number of tables."""
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    tables = parameter_tables(path)
+    for heading, columns, rows in reversed(tables):
+        first, last = rows[0][0] - 1 if rows else heading + 1, rows[-1][0] if rows else heading + 1
+        lines[first:last] = [table_row(spec, columns) + "\n" for spec in SPECS.values()]
+    path.write_text("".join(lines), encoding="utf-8")
+    return len(tables)
+
+
 def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=None) -> bool:
-    """Check one markdown file's blocks in order; print one line per block; True when all are fine."""
+    """Check one markdown file's parameter tables and blocks in order; one line per block; True when all are fine."""
     out = out or sys.stdout
+    tables_ok = True
+    for line, problem in parameter_table_problems(path):
+        print(f"{_shown(path)}:{line} table FAILED: {problem}", file=out)
+        tables_ok = False
     blocks = parse_blocks(path)
     scratch: Scratch | None = None
     failed_at: int | None = None
@@ -993,7 +1059,7 @@ def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=No
                 print(f"{_shown(path)}: scratch directory kept at {scratch.root}", file=out)
             else:
                 scratch.remove()
-    return all_ok
+    return all_ok and tables_ok
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -1012,6 +1078,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--static-only", action="store_true", help="check every block statically; run nothing")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per block (default 900)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories and print where they are")
+    parser.add_argument("--write-tables", action="store_true",
+                        help="rewrite the node-parameter tables from lane_seg_ros/parameters.py; run nothing")
     args = parser.parse_args(argv)
     if os.environ.get(GUARD):
         print("check_docs.py: refusing to run inside a block it is checking", file=sys.stderr)
@@ -1021,6 +1089,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"check_docs.py: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    if args.write_tables:
+        for path in files:
+            print(f"{_shown(path)}: {write_parameter_tables(path)} parameter table(s) written")
+        return 0
     if args.list:
         for path in files:
             for block in parse_blocks(path):
