@@ -112,11 +112,3 @@ def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     std = torch.tensor(prep.std, device=x.device, dtype=x.dtype)
     x = (x - mean) / std
     return x.movedim(-1, -3).contiguous()
-
-
-def denormalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """float [B,3,H,W] normalised -> uint8 [B,H,W,3] RGB (for pictures)."""
-    mean = torch.tensor(prep.mean, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std, device=images.device).view(1, 3, 1, 1)
-    x = (images * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1)

@@ -323,7 +323,8 @@ def report(source: Source, recorded: Path, out: Path, rate: float, began: float)
     score = rep.score_answers(preds, truth)
     print(f"ground truth:      {source.labels} ({len(truth)} frames)")
     print(f"predictions:       {path} (the node's lanes of the {len(preds)} answered frames, tuSimple format)")
-    print(f"F1:                {score.f1:.4f} over the {score.frames} answered frames (official rules, 200 ms included)")
+    print(f"F1:                {score.f1:.4f} over the {score.frames} answered frames (precision 1 - FP, recall 1 - FN; "
+          "FP and FN by the official rules, 200 ms included)")
     print(f"demo took {time.perf_counter() - began:.0f} s")
     print(score.summary())
     return 0

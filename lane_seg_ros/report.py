@@ -132,8 +132,8 @@ def predictions(output: NodeOutput, topic: str, truth: Sequence[LaneRecord]) -> 
     for gt in truth:
         answer = by_key.get(gt.raw_file)
         if answer is not None:
-            lanes = tuple(tuple(lane.resample(gt.h_samples, answer.image_size[0])) for lane in answer.lanes)
-            records.append(LaneRecord(gt.raw_file, gt.h_samples, lanes, answer.processing_ms))
+            records.append(LaneRecord.of_lanes(gt.raw_file, gt.h_samples, answer.lanes, answer.image_size[0],
+                                               answer.processing_ms))
     return records
 
 

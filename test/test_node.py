@@ -31,7 +31,8 @@ from lane_seg_core.camera import CameraModel  # noqa: E402
 from lane_seg_core.cli import BUILTIN_CHECKPOINT  # noqa: E402
 from lane_seg_core.ground import GroundPlane  # noqa: E402
 from lane_seg_core.inference import LaneDetector  # noqa: E402
-from lane_seg_core.synth import H_SAMPLES, render_scene, sample_frame  # noqa: E402
+from lane_seg_core.synth import render_scene, sample_frame  # noqa: E402
+from lane_seg_core.tusimple import H_SAMPLES  # noqa: E402
 from lane_seg_ros.conversions import array_to_image  # noqa: E402
 from ros_helpers import NodeProcess, Probe, release_domain_id, reserve_domain_id, ros_env  # noqa: E402
 

@@ -13,8 +13,8 @@ from lane_seg_core.evaluate import load_ground_truth, read_rgb
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.metrics import score_records
 from lane_seg_core.predict import PredictSummary, predict_path, sample_rows
-from lane_seg_core.synth import H_SAMPLES, generate_dataset
-from lane_seg_core.tusimple import ABSENT, read_records
+from lane_seg_core.synth import generate_dataset
+from lane_seg_core.tusimple import ABSENT, H_SAMPLES, read_records
 from lane_seg_core.visualize import draw_detection, draw_lanes, lane_colour
 
 import processes
