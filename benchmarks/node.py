@@ -526,6 +526,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), rule] + [line(r) for r in rows])
 
 
+def outside_overhead_ms(result: PhaseResult, forward: ForwardTiming) -> float:
+    """What a user sees: median publish -> LaneArray received, less the same detector's time on the same frames here.
+
+    Everything but the detector's own work: serialising the frame, DDS transport both ways, the node's executor,
+    decoding, building and publishing the outputs, waiting for the worker.
+    """
+    return median(result.latencies_ms) - (forward.forward_ms + forward.rest_ms)
+
+
 def overhead_ms(result: PhaseResult, forward: ForwardTiming) -> float:
     """Median processing_ms less the node's own mean forward pass over the phase (the benchmark's, if unknown)."""
     node_forward = result.node.mean_forward_ms if result.node is not None else float("nan")
@@ -556,8 +565,11 @@ def phase_section(result: PhaseResult, forward: ForwardTiming) -> tuple[list[str
         f"Throughput: {result.throughput:.1f} Hz answered",
     ]
     overhead = overhead_ms(result, forward)
+    outside = outside_overhead_ms(result, forward)
     post = forward.rest_ms
     node_forward = median(proc) - overhead
+    lines.append(f"Node overhead + transport, measured from outside: median latency {median(lat):.1f} - the detector "
+                 f"here on the same frames ({forward.pace}) {forward.forward_ms + post:.1f} = {outside:.1f} ms")
     lines.append(f"Node overhead beyond the forward pass: median processing_ms {median(proc):.1f} - the node's mean "
                  f"forward pass {node_forward:.1f} = {overhead:.1f} ms (in this process, {forward.pace}: forward "
                  f"{forward.forward_ms:.1f} ms, the detector's own preprocessing + post-processing {post:.1f} ms)")
@@ -581,9 +593,9 @@ def phase_section(result: PhaseResult, forward: ForwardTiming) -> tuple[list[str
         growth = float("nan")
         lines.append("Node process CPU % / RSS: no samples (the phase was shorter than 1 s)")
     if result.name == "Unloaded":
-        checks["overhead"] = overhead <= OVERHEAD_LIMIT_MS
-        lines.append(f"Node overhead beyond the forward pass (unloaded): {overhead:.1f} ms <= {OVERHEAD_LIMIT_MS:.0f} ms: "
-                     f"{verdict(checks['overhead'])}")
+        checks["overhead"] = outside <= OVERHEAD_LIMIT_MS
+        lines.append(f"Node overhead + transport from outside (unloaded): {outside:.1f} ms <= {OVERHEAD_LIMIT_MS:.0f} ms: "
+                     f"{verdict(checks['overhead'])} (inside the node, beyond its forward pass: {overhead:.1f} ms)")
         return lines, checks
     checks["memory"] = growth < MEMORY_GROWTH_LIMIT
     lines.append(f"Memory growth ({result.name.lower()}): {100 * growth:+.2f}% < {100 * MEMORY_GROWTH_LIMIT:.0f}%: "
@@ -610,7 +622,8 @@ def table_row(result: PhaseResult, forward: ForwardTiming) -> list[str]:
         result.name.lower(), f"{result.target_rate:.0f}", f"{result.sent}", f"{result.answered}",
         f"{result.dropped} ({100.0 * result.dropped / max(result.sent, 1):.0f}%)",
         f"{percentile(lat, 50):.0f} / {percentile(lat, 95):.0f} / {percentile(lat, 99):.0f}",
-        f"{median(result.processing_ms):.1f}", f"{overhead_ms(result, forward):.1f}", f"{result.throughput:.1f}",
+        f"{median(result.processing_ms):.1f}", f"{outside_overhead_ms(result, forward):.1f}",
+        f"{overhead_ms(result, forward):.1f}", f"{result.throughput:.1f}",
         f"{statistics.fmean(cpu):.0f} / {max(cpu):.0f}", f"{first:.0f} -> {last:.0f} ({100 * growth:+.1f}%)",
     ]
 
@@ -765,7 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n## Summary (markdown, for the README)\n")
     print(markdown_table(
         ["phase", "rate Hz", "sent", "answered", "dropped", "latency p50/p95/p99 ms", "processing ms p50",
-         "overhead ms", "throughput Hz", "CPU % mean/max", "RSS MB first->last 10 s"],
+         "overhead + transport ms (outside)", "overhead ms (inside)", "throughput Hz", "CPU % mean/max",
+         "RSS MB first->last 10 s"],
         [table_row(r, forward_for(r)) for r in results]))
     paced = forwards.get(settings.idle_rate)
     print(f"\n{settings.width}x{settings.height} bgr8 frames over Fast-DDS shared memory; latency = publish -> LaneArray "

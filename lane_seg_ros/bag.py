@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.cli import BUILTIN_CHECKPOINT, add_threads_argument
 from lane_seg_core.ground import GroundConfig
 from lane_seg_core.settings import settings_of
 
@@ -327,6 +327,7 @@ def add_bag_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_threads_argument(p)
     g = p.add_argument_group(
         "camera and ground plane", "Intrinsics place the markers; --camera-height or --homography also gives each "
                                    "lane points on the road (Lane.points_ground, metres, x forward, y left).")
@@ -380,7 +381,9 @@ def _run_bag(args: argparse.Namespace) -> int:
     ground = _ground_config(args)
     topic = check_bag_job(args.input, args.out, args.topic)  # before the model loads
     from lane_seg_core.inference import LaneDetector
+    from lane_seg_core.threads import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     if args.lane_threshold is not None:
         detector = detector.with_settings(lane_threshold=args.lane_threshold)

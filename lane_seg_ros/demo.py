@@ -223,7 +223,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="play speed: 1 = real time as on a vehicle (default), "
                                                            "0.5 = half speed (a slow CPU then answers more frames)")
     p.add_argument("--seconds", type=float, default=DriveConfig().seconds, help="length of the synthetic drive")
-    p.add_argument("--threads", type=int, default=0, help="the node's torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="the node's torch CPU threads (0: half the CPUs)")
 
 
 def add_demo_command(sub: argparse._SubParsersAction) -> None:

@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lane_seg.msg import LaneArray
 from rcl_interfaces.msg import SetParametersResult
@@ -35,6 +34,7 @@ from visualization_msgs.msg import MarkerArray
 from lane_seg_core.camera import CameraModel
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
 from lane_seg_core.inference import Detection, LaneDetector, resolve_device
+from lane_seg_core.threads import use_cpu_threads
 from lane_seg_core.visualize import draw_detection
 
 from . import parameters
@@ -163,7 +163,8 @@ class LaneSegNode(Node):
         prep = self._base_detector.prep
         self.get_logger().info(
             f"ready: lanes from {self._image_sub.topic_name} ({self._values['qos.reliability']}, depth "
-            f"{self._values['qos.depth']}), model {self._model_name}, device {self._base_detector.device}, "
+            f"{self._values['qos.depth']}), model {self._model_name}, device {self._base_detector.device} "
+            f"({self._threads} CPU threads), "
             f"input {prep.input_width}x{prep.input_height}"
         )
 
@@ -172,8 +173,7 @@ class LaneSegNode(Node):
             device = resolve_device(self._values["device"])
         except ValueError as exc:
             raise StartupError(f"invalid parameter: device: {exc}") from None
-        if self._values["threads"] > 0:
-            torch.set_num_threads(self._values["threads"])
+        self._threads = use_cpu_threads(self._values["threads"])
         path = Path(self._values["checkpoint"] or BUILTIN_CHECKPOINT)
         try:
             detector = LaneDetector.from_checkpoint(path, device=str(device))

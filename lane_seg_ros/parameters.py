@@ -65,8 +65,8 @@ STARTUP = (
          "checkpoint file (.pt, or .onnx from `lane-seg export`); empty = the built-in model"),
     Spec("device", T.STRING, "auto",
          "auto (CUDA when present, else CPU), cpu, cuda or cuda:N; cuda without CUDA is an error"),
-    Spec("threads", T.INTEGER, 0, "torch CPU threads; 0 = torch's default (1 is steadier on a shared CPU)",
-         Bounds(0, 256)),
+    Spec("threads", T.INTEGER, 0, "torch CPU threads; 0 = half the CPUs (all of them make torch stall when another "
+         "process takes a core)", Bounds(0, 256)),
     Spec("use_compressed", T.BOOL, False,
          "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Spec("qos.reliability", T.STRING, "best_effort", "input QoS reliability: best_effort (sensor data) or reliable"),

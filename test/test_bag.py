@@ -193,7 +193,7 @@ def test_bag_command_writes_images_lanes_masks_and_markers_mcap(tmp_path, frames
     out = tmp_path / "drive_lanes"
     result = processes.run(
         [sys.executable, "-m", "lane_seg_ros.cli", "bag", str(bag), "--out", str(out), "--device", "cpu",
-         "--batch-size", "4"],
+         "--batch-size", "4", "--threads", "1"],
         timeout=120, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
