@@ -19,40 +19,11 @@ from lane_seg_core.inference import Detection
 from lane_seg_core.postprocess import Lane
 from lane_seg_core.visualize import lane_colour
 
-# encoding -> (channels, conversion to RGB or None when already RGB)
-ENCODINGS = {
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
-}
-MAX_PIXELS = 8192 * 8192  # refuse absurd sizes before allocating anything
-
-
-class ImageError(ValueError):
-    """A camera message that cannot be used; the message names the field that is wrong."""
-
+from .encodings import ImageError, pixels_to_rgb
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> RGB uint8 [H,W,3]; a view of the data for rgb8."""
-    if msg.encoding not in ENCODINGS:
-        raise ImageError(f"encoding '{msg.encoding}' is not supported (use one of {', '.join(ENCODINGS)})")
-    channels, conversion = ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ImageError(f"empty image: width={width} height={height}")
-    if height * width > MAX_PIXELS:
-        raise ImageError(f"image of {width}x{height} is larger than the {MAX_PIXELS} pixels accepted")
-    if step < width * channels:
-        raise ImageError(f"step={step} is less than width*channels={width * channels} for {msg.encoding}")
-    if len(msg.data) < step * height:
-        raise ImageError(f"data has {len(msg.data)} bytes, expected step*height={step * height}")
-    data = np.frombuffer(msg.data, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = data[:, : width * channels].reshape(height, width, channels)
-    if conversion is None:
-        return pixels
-    return cv2.cvtColor(pixels, conversion)
+    """sensor_msgs/Image (any encoding of lane_seg_ros.encodings) -> RGB uint8 [H,W,3]; a view of the data for rgb8."""
+    return pixels_to_rgb(msg.data, int(msg.width), int(msg.height), int(msg.step), msg.encoding, msg.is_bigendian)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:

@@ -252,7 +252,7 @@ def test_a_corrupt_frame_is_copied_warned_about_counted_and_skipped(tmp_path, fr
     assert (summary.frames, summary.bad_frames, summary.processed) == (4, 2, 2)
     assert "bad_frames=2" in summary.describe()
     err = capsys.readouterr().err
-    assert f"({inputs[1][0]} ns) skipped: step=640 is less than width*channels=1920" in err
+    assert f"({inputs[1][0]} ns) skipped: step=640 is less than the 1920 bytes a row of 640 bgr8 pixels needs" in err
     assert f"({inputs[2][0]} ns) skipped: serialised sensor_msgs/Image is truncated (100 bytes)" in err
 
 

@@ -34,6 +34,7 @@ from lane_seg_core.inference import LaneDetector  # noqa: E402
 from lane_seg_core.synth import render_scene, sample_frame  # noqa: E402
 from lane_seg_core.tusimple import H_SAMPLES  # noqa: E402
 from lane_seg_ros.conversions import array_to_image  # noqa: E402
+from lane_seg_ros.encodings import pixels_to_rgb  # noqa: E402
 from ros_helpers import NodeProcess, Probe, release_domain_id, reserve_domain_id, ros_env  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -67,6 +68,18 @@ def scene(index):
 
 
 def as_encoding(bgr: np.ndarray, encoding: str) -> np.ndarray:
+    """The pixels a camera publishing `encoding` sends: [H,W,C] or [H,W] (yuv422: UYVY, [H,W,2])."""
+    if encoding == "yuv422":  # usb_cam's default: U Y0 V Y1 per pixel pair, video-range BT.601
+        i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+        h, w = bgr.shape[:2]
+        u = np.repeat(i420[h:h + h // 4].reshape(h // 2, w // 2), 2, axis=0)
+        v = np.repeat(i420[h + h // 4:].reshape(h // 2, w // 2), 2, axis=0)
+        return np.stack([u, i420[:h, 0::2], v, i420[:h, 1::2]], axis=2).reshape(h, w, 2)
+    if encoding == "bayer_rggb8":  # a raw colour sensor
+        mosaic = np.empty(bgr.shape[:2], np.uint8)
+        for (dy, dx), channel in (((0, 0), 2), ((0, 1), 1), ((1, 0), 1), ((1, 1), 0)):
+            mosaic[dy::2, dx::2] = bgr[dy::2, dx::2, channel]
+        return mosaic
     conversion = {"bgr8": None, "rgb8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_BGR2RGBA, "bgra8": cv2.COLOR_BGR2BGRA,
                   "mono8": cv2.COLOR_BGR2GRAY}[encoding]
     return bgr if conversion is None else cv2.cvtColor(bgr, conversion)
@@ -78,10 +91,9 @@ def frame_msg(index: int = 0, encoding: str = "bgr8") -> Image:
 
 
 def expected_rgb(index: int = 0, encoding: str = "bgr8") -> np.ndarray:
-    bgr = scene(index)[1]
-    if encoding == "mono8":
-        return cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """What the core decodes from the frame the camera sent (lane_seg_ros.encodings)."""
+    msg = frame_msg(index, encoding)
+    return pixels_to_rgb(bytes(msg.data), msg.width, msg.height, msg.step, encoding)
 
 
 def stamp_of(msg) -> tuple[int, int]:
@@ -244,7 +256,7 @@ def test_each_frame_is_answered_with_its_header_lanes_mask_and_markers(io, detec
     assert len(set(colours.values())) == len(colours), "two lane ids share a colour"
 
 
-@pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "rgba8", "bgra8", "mono8"])
+@pytest.mark.parametrize("encoding", ["bgr8", "rgb8", "rgba8", "bgra8", "mono8", "yuv422", "bayer_rggb8"])
 def test_every_supported_encoding_gives_the_cores_lanes(io, detector, encoding):
     lanes = ask(io, frame_msg(0, encoding))
     assert len(lanes.lanes) >= 2
@@ -352,7 +364,7 @@ def test_the_overlay_is_drawn_only_while_someone_subscribes(io, probe):
 
 
 def bad(encoding="bgr8", width=1280, height=720, step=None, size=None) -> Image:
-    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "yuv422": 2}[encoding]
+    channels = {"bgr8": 3, "rgb8": 3, "mono8": 1, "32FC1": 4}[encoding]
     step = width * channels if step is None else step
     size = step * height if size is None else size
     return Image(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), encoding=encoding, width=width, height=height,
@@ -360,9 +372,10 @@ def bad(encoding="bgr8", width=1280, height=720, step=None, size=None) -> Image:
 
 
 BAD_FRAMES = {
-    "unknown encoding": (lambda: bad("yuv422"), "encoding 'yuv422' is not supported"),
+    "unknown encoding": (lambda: bad("32FC1"), "encoding '32FC1' is not supported"),
     "short data": (lambda: bad(size=1000), "data has 1000 bytes, expected step*height=2764800"),
-    "step too small": (lambda: bad("rgb8", step=1280, size=1280 * 720), "step=1280 is less than width*channels=3840"),
+    "step too small": (lambda: bad("rgb8", step=1280, size=1280 * 720),
+                       "step=1280 is less than the 3840 bytes a row of 1280 rgb8 pixels needs"),
     "0x0": (lambda: bad(width=0, height=0), "empty image"),
     "huge with little data": (lambda: bad("mono8", width=100_000, height=100_000, size=64), "larger than"),
 }
