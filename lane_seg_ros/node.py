@@ -141,7 +141,11 @@ class LaneSegNode(Node):
         self._overlay_pub = self.create_publisher(Image, "lanes/overlay", OUTPUT_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._values["diagnostics_period"], self._report)
+        self.add_pre_set_parameters_callback(parameters.coerce)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # rclpy keeps this node's -p and parameters-file values in _parameter_overrides (no public accessor)
+        for warning in parameters.unknown_parameters(list(getattr(self, "_parameter_overrides", {}))):
+            self.get_logger().warning(warning)
         self._worker = threading.Thread(target=self._work, name="lane_seg_worker", daemon=True)
         self._worker.start()
 
@@ -204,6 +208,9 @@ class LaneSegNode(Node):
         return self.resolve_topic_name("camera_info")
 
     def _on_set_parameters(self, changed: Sequence[Parameter]) -> SetParametersResult:
+        wrong = [problem for problem in map(parameters.type_error, changed) if problem]
+        if wrong:
+            return SetParametersResult(successful=False, reason="; ".join(wrong))
         ours = {p.name: parameters.value_of(p) for p in changed if p.name in parameters.SPECS}
         fixed = [name for name in ours if not parameters.SPECS[name].runtime]
         if fixed:

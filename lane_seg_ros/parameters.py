@@ -8,6 +8,7 @@ stays their one source of truth.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -20,6 +21,12 @@ from lane_seg_core.postprocess import PostprocessConfig
 from lane_seg_core.settings import Bounds, Setting, settings_of
 
 T = Parameter.Type
+SCALAR_TYPES = (T.DOUBLE, T.INTEGER, T.BOOL, T.STRING)
+TYPE_WORDS = {T.DOUBLE: "a double (a number with a decimal point, e.g. 0.8)", T.INTEGER: "an integer",
+              T.BOOL: "true or false", T.STRING: "a string", T.DOUBLE_ARRAY: "9 doubles, e.g. [1.0, 0.0, ...]"}
+# Parameters every rclpy node may have besides the ones declared here (ROS's own)
+ROS_OWN = ("use_sim_time", "start_type_description_service")
+ROS_OWN_PREFIXES = ("qos_overrides.",)
 QOS_RELIABILITY = ("best_effort", "reliable")
 GROUND_PREFIX = "ground."
 # PostprocessConfig fields the node exposes (the others stay as the checkpoint has them)
@@ -38,7 +45,10 @@ class Spec:
     runtime: bool = False  # may change while the node runs; otherwise setting it is refused: it requires a restart
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(name=self.name, type=self.type.value, description=self.description)
+        # Scalars are typed by this module (type_error), not by rclpy, whose refusal reads "expected '3' got '2'";
+        # an integer for a double is taken as that double (coerce).
+        descriptor = ParameterDescriptor(name=self.name, type=self.type.value, description=self.description,
+                                         dynamic_typing=self.type in SCALAR_TYPES)
         bounded = self.bounds is not None and self.bounds.low is not None and self.bounds.high is not None
         if bounded and self.type == T.INTEGER:
             descriptor.integer_range = [IntegerRange(from_value=int(self.bounds.low), to_value=int(self.bounds.high),
@@ -94,7 +104,8 @@ SPECS = {spec.name: spec for spec in STARTUP + POSTPROCESS + OUTPUT + CAMERA + G
 def declare(node: Node, specs: Sequence[Spec], checkpoint_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Declare `specs` on the node (overrides from the parameters file or -p apply); their values by name.
 
-    Raises rclpy's ParameterException subclasses for a value of the wrong type or outside its range.
+    ValueError naming the parameter and the type it needs for a value of the wrong type (an integer for a double is
+    taken as that double); rclpy's ParameterException subclasses for a value outside its range.
     """
     values = {}
     for spec in specs:
@@ -105,8 +116,49 @@ def declare(node: Node, specs: Sequence[Spec], checkpoint_defaults: Mapping[str,
             default = float(default)
         elif spec.type == T.INTEGER:
             default = int(default)
-        values[spec.name] = value_of(node.declare_parameter(spec.name, default, spec.descriptor()))
+        declared = node.declare_parameter(spec.name, default, spec.descriptor())
+        fixed = coerce([declared])[0]
+        problem = type_error(fixed)
+        if problem:
+            raise ValueError(problem)
+        if fixed is not declared:
+            node.set_parameters([fixed])
+        values[spec.name] = value_of(fixed)
     return values
+
+
+def coerce(changed: list[Parameter]) -> list[Parameter]:
+    """The parameters with integers given for doubles (or integer arrays for double arrays) made doubles."""
+    fixed = []
+    for parameter in changed:
+        spec = SPECS.get(parameter.name)
+        if spec is not None and spec.type == T.DOUBLE and parameter.type_ == T.INTEGER:
+            parameter = Parameter(parameter.name, T.DOUBLE, float(parameter.value))
+        elif spec is not None and spec.type == T.DOUBLE_ARRAY and parameter.type_ == T.INTEGER_ARRAY:
+            parameter = Parameter(parameter.name, T.DOUBLE_ARRAY, [float(v) for v in parameter.value])
+        fixed.append(parameter)
+    return fixed
+
+
+def type_error(parameter: Parameter) -> str | None:
+    """'NAME must be <type>, got ...' when one of our parameters has a value of another type; else None."""
+    spec = SPECS.get(parameter.name)
+    if spec is None or parameter.type_ == spec.type or (spec.type == T.DOUBLE_ARRAY and parameter.type_ == T.NOT_SET):
+        return None
+    given = parameter.type_.name.lower().replace("_", " ")
+    return f"{spec.name} must be {TYPE_WORDS[spec.type]}, got the {given} {parameter.value!r}"
+
+
+def unknown_parameters(names: Sequence[str]) -> list[str]:
+    """A warning for each name the node does not declare (a typo in -p or the parameters file), with the nearest."""
+    warnings = []
+    for name in names:
+        if name in SPECS or name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        nearest = difflib.get_close_matches(name, list(SPECS), n=1, cutoff=0.6)
+        hint = f"; did you mean '{nearest[0]}'?" if nearest else f" (the node's parameters: {', '.join(SPECS)})"
+        warnings.append(f"unknown parameter '{name}' ignored{hint}")
+    return warnings
 
 
 def value_of(parameter: Parameter) -> Any:

@@ -458,6 +458,10 @@ REJECTED = [
     ({"use_compressed": True}, "use_compressed is read at start-up: changing it requires a restart"),
     ({"qos.reliability": "reliable"}, "qos.reliability is read at start-up: changing it requires a restart"),
     ({"qos.depth": 5}, "qos.depth is read at start-up: changing it requires a restart"),
+    ({"max_lanes": 2.5}, "max_lanes must be an integer, got the double 2.5"),
+    ({"lane_threshold": "high"}, "lane_threshold must be a double (a number with a decimal point, e.g. 0.8), got the "
+                                 "string 'high'"),
+    ({"ground.enabled": 1}, "ground.enabled must be true or false, got the integer 1"),
 ]
 
 
@@ -575,6 +579,8 @@ def test_diagnostics_report_rate_latency_counts_device_and_model(io):
 def compressed(ros, probe):
     """A second node, in namespace /compressed, reading image/compressed with reliable QoS."""
     args = ["-p", "use_compressed:=true", "-p", "qos.reliability:=reliable", "-p", "device:=cpu", "-p", "threads:=1",
+            "-p", "lane_treshold:=0.5",  # a typo: warned about, ignored
+            "-p", "ground.height:=2",  # an integer for a double: taken as 2.0
             "-r", "__ns:=/compressed"]
     node = NodeProcess(args, ros.env, ros.dir, name="compressed")
     io = SimpleNamespace(node=node, image_pub=probe.publisher(CompressedImage, "/compressed/image/compressed"),
@@ -589,13 +595,17 @@ def compressed(ros, probe):
         node.kill()
 
 
+def compressed_frame(index: int = 3, fmt: str = "jpeg") -> CompressedImage:
+    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", scene(index)[1])
+    assert ok
+    return CompressedImage(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), format=fmt, data=data.tobytes())
+
+
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
 def test_compressed_input_gives_the_cores_lanes(compressed, detector, fmt):
-    ok, data = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", scene(3)[1])
-    assert ok
-    msg = CompressedImage(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), format=fmt, data=data.tobytes())
+    msg = compressed_frame(3, fmt)
     lanes = ask(compressed, msg)
-    decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.cvtColor(cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     assert lanes.header.frame_id == FRAME_ID and len(lanes.lanes) >= 2
     assert_same_lanes(lanes, detector(decoded))
 
@@ -606,7 +616,6 @@ def test_a_best_effort_camera_info_reaches_a_node_whose_images_are_reliable(comp
     camera = params.camera
     info = CameraInfo(header=Header(frame_id=FRAME_ID), width=1280, height=720,
                       k=[camera.focal, 0.0, camera.cx, 0.0, camera.focal, camera.cy, 0.0, 0.0, 1.0])
-    ok, data = cv2.imencode(".jpg", scene(3)[1])
     results = probe.set_parameters("/compressed/lane_seg", {"ground.enabled": True, "ground.height": camera.height,
                                                              "ground.pitch": camera.pitch})
     assert all(r.successful for r in results), [r.reason for r in results]
@@ -616,9 +625,15 @@ def test_a_best_effort_camera_info_reaches_a_node_whose_images_are_reliable(comp
     deadline = time.monotonic() + ANSWER_S
     while time.monotonic() < deadline and not (lanes and lanes.lanes and all(l.points_ground for l in lanes.lanes)):
         compressed.camera_info_pub.publish(info)
-        msg = CompressedImage(header=Header(stamp=next_stamp(), frame_id=FRAME_ID), format="jpeg", data=data.tobytes())
-        lanes = ask(compressed, msg)
+        lanes = ask(compressed, compressed_frame(3))
     assert lanes.lanes and all(lane.points_ground for lane in lanes.lanes), "no ground points from camera_info"
+
+
+def test_an_unknown_parameter_is_warned_about_with_the_nearest_known_one(compressed):
+    ask(compressed, compressed_frame())  # started (with an integer ground.height: accepted as a double)
+    warnings = [line for line in compressed.node.stderr().splitlines() if "unknown parameter" in line]
+    assert len(warnings) == 1 and "WARN" in warnings[0], compressed.node.stderr()[-2000:]
+    assert "unknown parameter 'lane_treshold' ignored; did you mean 'lane_threshold'?" in warnings[0]
 
 
 def test_nodes_in_two_namespaces_are_told_apart_on_diagnostics(compressed, probe):
@@ -641,6 +656,7 @@ STARTUP_FAILURES = {
     "corrupt checkpoint": (lambda d: ["-p", f"checkpoint:={d / 'corrupt.pt'}"], "not a readable checkpoint"),
     "cuda without CUDA": (lambda d: ["-p", "device:=cuda"], "CUDA is not available"),
     "invalid value in the YAML": (lambda d: ["--params-file", str(d / "invalid.yaml")], "lane_threshold out of range"),
+    "a double for an integer": (lambda d: ["-p", "max_lanes:=2.5"], "max_lanes must be an integer, got the double 2.5"),
 }
 
 
