@@ -26,6 +26,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.utilities import get_rmw_implementation_identifier
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -37,7 +38,7 @@ from lane_seg_core.inference import Detection, LaneDetector, resolve_device
 from lane_seg_core.threads import use_cpu_threads
 from lane_seg_core.visualize import draw_detection
 
-from . import parameters
+from . import fastdds, parameters
 from .cdr import decode_camera_message
 from .conversions import ImageError, array_to_image
 from .frame import FramePipeline, frame_outputs
@@ -45,6 +46,7 @@ from .frame import FramePipeline, frame_outputs
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0  # throttle of the bad-frame warnings
 STOP_NOTICE_S = 2.0  # a stop waiting longer than this for the frame in hand says so
+SILENCE_WARN_EVERY_S = 30.0  # throttle of "a publisher is matched but nothing arrives"
 
 
 class StartupError(RuntimeError):
@@ -110,6 +112,10 @@ class LaneSegNode(Node):
         self._stats = FrameStats()
         self._frame_ready = threading.Condition()
         self._pending: tuple[bytes, float] | None = None  # newest serialised image, perf_counter at receipt
+        self._received = 0  # images that arrived (written under _frame_ready)
+        self._received_before = 0  # ... at the previous status report
+        self._silent_periods = 0  # consecutive status periods with a publisher matched and no image arriving
+        self._frames_problem: str | None = None  # why large frames may not arrive (no shared-memory profile)
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._settings_lock = threading.Lock()  # parameter and camera_info callbacks replacing the pipeline
@@ -171,6 +177,12 @@ class LaneSegNode(Node):
             f"({self._threads} CPU threads), "
             f"input {prep.input_width}x{prep.input_height}"
         )
+        self._frames_problem = fastdds.camera_frames_problem() if uses_fast_dds() else None
+        if self._frames_problem:
+            self.get_logger().warning(
+                f"{self._frames_problem}: camera frames larger than that sent best effort will not arrive (640x360 "
+                f"bgr8 is 675 KB). Start the node and the camera driver with "
+                f"FASTDDS_DEFAULT_PROFILES_FILE={fastdds.packaged_profile()} (the launch file sets it for the node)")
 
     def _load_detector(self) -> tuple[LaneDetector, str]:
         try:
@@ -257,6 +269,7 @@ class LaneSegNode(Node):
     def _on_image(self, raw: bytes) -> None:
         received = time.perf_counter()
         with self._frame_ready:
+            self._received += 1
             if self._pending is not None:
                 self._stats.frame_dropped()
             self._pending = (raw, received)
@@ -304,6 +317,7 @@ class LaneSegNode(Node):
     # ------------------------------------------------------------------------------------------------ reports
 
     def _report(self) -> None:
+        self._warn_when_nothing_arrives()
         s = self._stats.period()
         latency = f"latency p50 {s['p50']:.1f} ms p95 {s['p95']:.1f} ms" if s["rate"] > 0 else "no frames"
         line = (f"{s['rate']:.1f} Hz, {latency}; totals: {s['processed']} processed, {s['dropped']} dropped, "
@@ -337,6 +351,22 @@ class LaneSegNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
 
+    def _warn_when_nothing_arrives(self) -> None:
+        """A camera publisher is matched but no image arrived for two status periods: say why that may be."""
+        received = self._received
+        publishers = self._image_sub.get_publisher_count()
+        self._silent_periods = self._silent_periods + 1 if publishers and received == self._received_before else 0
+        self._received_before = received
+        if self._silent_periods < 2:
+            return
+        seconds = self._silent_periods * self._values["diagnostics_period"]
+        cause = self._frames_problem or "frames larger than the shared-memory segment of either process are dropped"
+        self.get_logger().warning(
+            f"{publishers} publisher(s) matched on {self._image_sub.topic_name} but no image arrived in the last "
+            f"{seconds:.0f} s. If the camera is publishing, its frames are lost in transport: {cause}. The node and "
+            f"the camera driver both need FASTDDS_DEFAULT_PROFILES_FILE={fastdds.packaged_profile()}",
+            throttle_duration_sec=SILENCE_WARN_EVERY_S)
+
     # ------------------------------------------------------------------------------------------------ shutdown
 
     def stop(self) -> None:
@@ -350,6 +380,11 @@ class LaneSegNode(Node):
         if self._worker.is_alive():
             self.get_logger().info("stopping: waiting for the frame in hand to finish")
             self._worker.join()
+
+
+def uses_fast_dds() -> bool:
+    """Whether this process's RMW is Fast-DDS (the shared-memory profile check applies only there)."""
+    return get_rmw_implementation_identifier() == "rmw_fastrtps_cpp"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -577,12 +577,13 @@ def test_diagnostics_report_rate_latency_counts_device_and_model(io):
 
 @pytest.fixture(scope="module")
 def compressed(ros, probe):
-    """A second node, in namespace /compressed, reading image/compressed with reliable QoS."""
+    """A second node, in namespace /compressed, reading image/compressed with reliable QoS, without the SHM profile."""
     args = ["-p", "use_compressed:=true", "-p", "qos.reliability:=reliable", "-p", "device:=cpu", "-p", "threads:=1",
             "-p", "lane_treshold:=0.5",  # a typo: warned about, ignored
             "-p", "ground.height:=2",  # an integer for a double: taken as 2.0
-            "-r", "__ns:=/compressed"]
-    node = NodeProcess(args, ros.env, ros.dir, name="compressed")
+            "-p", "diagnostics_period:=0.5", "-r", "__ns:=/compressed"]
+    env = {k: v for k, v in ros.env.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}  # JPEGs fit the default segment
+    node = NodeProcess(args, env, ros.dir, name="compressed")
     io = SimpleNamespace(node=node, image_pub=probe.publisher(CompressedImage, "/compressed/image/compressed"),
                          camera_info_pub=probe.node.create_publisher(CameraInfo, "/compressed/camera_info",
                                                                      Probe.qos(reliable=False, depth=1)))
@@ -634,6 +635,24 @@ def test_an_unknown_parameter_is_warned_about_with_the_nearest_known_one(compres
     warnings = [line for line in compressed.node.stderr().splitlines() if "unknown parameter" in line]
     assert len(warnings) == 1 and "WARN" in warnings[0], compressed.node.stderr()[-2000:]
     assert "unknown parameter 'lane_treshold' ignored; did you mean 'lane_threshold'?" in warnings[0]
+
+
+def test_a_node_without_the_shared_memory_profile_says_so_and_again_when_nothing_arrives(compressed):
+    ask(compressed, compressed_frame())
+    startup = [line for line in compressed.node.stderr().splitlines() if "no Fast-DDS profile is loaded" in line]
+    assert len(startup) == 1 and "WARN" in startup[0], compressed.node.stderr()[-2000:]
+    assert "FASTDDS_DEFAULT_PROFILES_FILE=" in startup[0] and "fastdds_shm.xml" in startup[0]
+    # the probe's publisher stays matched and sends nothing: after two status periods the node says why
+    expected = "publisher(s) matched on /compressed/image/compressed but no image arrived in the last"
+    assert Probe.wait_until(lambda: expected in compressed.node.stderr(), ANSWER_S), compressed.node.stderr()[-2000:]
+    line = next(line for line in compressed.node.stderr().splitlines() if expected in line)
+    assert "no Fast-DDS profile is loaded" in line and "FASTDDS_DEFAULT_PROFILES_FILE=" in line
+
+
+def test_a_node_with_the_profile_does_not_warn_about_it(io):
+    ask(io, frame_msg(0))
+    assert "ready: lanes from /image" in io.node.stderr()
+    assert "no Fast-DDS profile" not in io.node.stderr() and "declares no SHM" not in io.node.stderr()
 
 
 def test_nodes_in_two_namespaces_are_told_apart_on_diagnostics(compressed, probe):
