@@ -181,9 +181,13 @@ def _run_export(args: argparse.Namespace) -> int:
         path = export_onnx(checkpoint, args.out, args.opset)
     else:
         path = export_torchscript(checkpoint, args.out)
-    difference = verify_export(checkpoint, path)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format}); "
-          f"max |exported - torch| on a test batch: {difference:.2e}")
+    check = verify_export(checkpoint, path)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format})")
+    print(f"check on {check.images} synthetic road frames: {check.describe()}")
+    if not check.passed:
+        print(f"lane-seg export: error: {path} does not compute what the checkpoint does (see the check above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
