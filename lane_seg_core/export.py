@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 from .checkpoint import Checkpoint, CheckpointError
 from .model import SegNet
 from .postprocess import PostprocessConfig
-from .preprocess import Preprocessing, normalise, resize_for_input
+from .preprocess import Preprocessing, network_batch
 
 SETTINGS_KEY = "lane_seg.json"  # ONNX metadata key and TorchScript extra file holding the settings
 INPUT_NAME = "image"
@@ -145,11 +145,6 @@ def run_torchscript(path: str | os.PathLike, batch: torch.Tensor) -> tuple[torch
         warnings.simplefilter("ignore")
         module = torch.jit.load(str(path), map_location="cpu")
         return module(batch)
-
-
-def network_batch(images: Sequence[np.ndarray], prep: Preprocessing) -> torch.Tensor:
-    """RGB uint8 images [H,W,3] -> the normalised batch [B,3,h,w] the detector gives its network."""
-    return normalise(torch.from_numpy(np.stack([resize_for_input(image, prep) for image in images])), prep)
 
 
 def road_frames(count: int, seed: int = 0) -> list[np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -112,3 +112,9 @@ def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     std = torch.tensor(prep.std, device=x.device, dtype=x.dtype)
     x = (x - mean) / std
     return x.movedim(-1, -3).contiguous()
+
+
+def network_batch(images: Sequence[np.ndarray], prep: Preprocessing, device: torch.device | str = "cpu") -> torch.Tensor:
+    """RGB uint8 images [H,W,3] of any sizes -> the normalised batch [B,3,h,w] the network takes, on `device`."""
+    resized = np.stack([resize_for_input(image, prep) for image in images])
+    return normalise(torch.from_numpy(resized).to(device), prep)

@@ -9,7 +9,6 @@ near-tie in torch's inputs, and torch unpooling at the export's argmaxes must th
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,10 +22,13 @@ from lane_seg_core.checkpoint import CheckpointError, load_checkpoint
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
 from lane_seg_core.evaluate import read_rgb
 from lane_seg_core.export import (DIFFERENCE_TOLERANCE, SETTINGS_KEY, OnnxBackend, OnnxTracer, Trace,
-                                  argmax_differences, compare_export, export_onnx, export_torchscript, network_batch,
-                                  road_frames, run_torchscript, trace_torch)
+                                  argmax_differences, compare_export, export_onnx, export_torchscript, road_frames,
+                                  run_torchscript, trace_torch)
 from lane_seg_core.inference import LaneDetector, NetworkOutputs
+from lane_seg_core.preprocess import network_batch
 from lane_seg_core.synth import generate_dataset
+
+import processes
 
 SYNTHETIC_BATCHES = (1, 3, 5, 8)  # batch sizes of distinct synthetic frames; the export was traced with 2
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"  # absent in a fresh clone
@@ -211,8 +213,8 @@ def figure(text: str, label: str) -> float:
 @pytest.mark.parametrize("fmt, name", [("onnx", "m.onnx"), ("torchscript", "m.pt")])
 def test_export_command_writes_and_checks_the_file(tmp_path, fmt, name):
     out = tmp_path / name
-    result = subprocess.run([sys.executable, "-m", "lane_seg_core.cli", "export", "--format", fmt, "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = processes.run([sys.executable, "-m", "lane_seg_core.cli", "export", "--format", fmt, "--out", str(out)],
+                           timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.stat().st_size > 100_000
     check = result.stdout.split("check on 5 synthetic road frames: ")[1]
