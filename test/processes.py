@@ -19,16 +19,24 @@ from typing import Sequence
 GRACE_S = 5.0
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of process group `pgid` is still running (zombies count as gone)."""
+def group_members(pgid: int) -> dict[int, list[str]]:
+    """{pid: argv} of the running processes of process group `pgid` (zombies count as gone)."""
+    members = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":  # fields: state, ppid, pgrp, ...
+                continue
+            argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
-            return True
-    return False
+        members[int(stat.parent.name)] = [a.decode(errors="replace") for a in argv if a]
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` is still running (zombies count as gone)."""
+    return bool(group_members(pgid))
 
 
 def stop_group(pgid: int, grace_s: float = GRACE_S) -> None:

@@ -215,6 +215,22 @@ class Probe:
         finally:
             self.node.destroy_client(client)
 
+    def get_parameters(self, node_name: str, names: Sequence[str], timeout: float = 20.0) -> dict[str, Any]:
+        """{name: value} of a remote node's parameters, through its get_parameters service."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        client = self.node.create_client(GetParameters, f"{node_name}/get_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"{node_name}/get_parameters is not available after {timeout} s")
+            future = client.call_async(GetParameters.Request(names=list(names)))
+            if not self.wait_until(future.done, timeout):
+                raise TimeoutError(f"{node_name}/get_parameters did not answer within {timeout} s")
+            return {name: parameter_value_to_python(value) for name, value in zip(names, future.result().values)}
+        finally:
+            self.node.destroy_client(client)
+
     def close(self) -> None:
         self._spinning = False
         self._thread.join(timeout=5)
