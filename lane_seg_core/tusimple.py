@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
+
+from .files import atomic_path
 
 ABSENT = -2  # tuSimple's marker for "no lane point at this row"
 H_SAMPLES = tuple(range(160, 720, 10))  # tuSimple's 56 label rows of a 1280x720 image
@@ -122,16 +123,9 @@ def find_label_files(data_dir: str | os.PathLike) -> list[Path]:
 def write_records(path: str | os.PathLike, records: Iterable[LaneRecord]) -> Path:
     """Write JSON lines atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(record.to_json() + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.to_json() + "\n")
     return path
 
 
