@@ -6,7 +6,7 @@ import math
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -38,16 +38,25 @@ class PredictSummary:
     predictions: Path
     overlays: Path  # a folder of .jpg overlays, or the overlay video
     lanes_found: int
-    median_ms: float
+    median_ms: float  # after a warm-up run: a single image's time is not its cold start
+    unreadable: dict[str, str] = field(default_factory=dict)  # image -> why it could not be decoded (skipped)
+    not_images: Counter = field(default_factory=Counter)  # suffix (or "earlier overlays") -> files passed over
 
     def describe(self) -> str:
-        """A few lines for people: counts, speed and where the outputs are."""
-        return "\n".join([
+        """A few lines for people: counts, speed, what was skipped and where the outputs are."""
+        lines = [
             f"frames={self.frames} lanes={self.lanes_found} "
             f"({self.lanes_found / max(self.frames, 1):.2f} per frame) median={self.median_ms:.1f} ms/frame",
-            f"predictions: {self.predictions}",
-            f"overlays: {self.overlays}",
-        ])
+        ]
+        if self.unreadable:
+            lines.append(f"skipped {len(self.unreadable)} image(s) that cannot be decoded (no line in predictions):")
+            lines += [f"  {name}: {reason}" for name, reason in self.unreadable.items()]
+        if self.not_images:
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in sorted(self.not_images.items()))
+            lines.append(f"passed over {sum(self.not_images.values())} other file(s) ({kinds}); images are "
+                         f"{', '.join(IMAGE_SUFFIXES)}")
+        lines += [f"predictions: {self.predictions}", f"overlays: {self.overlays}"]
+        return "\n".join(lines)
 
 
 class _Source(Protocol):
@@ -55,6 +64,8 @@ class _Source(Protocol):
 
     overlays: Path
     count: int | None  # frames expected, None when unknown
+    unreadable: dict[str, str]  # frames skipped because they cannot be decoded, and why
+    not_images: Counter  # suffix -> files passed over
 
     def frames(self) -> Iterator[tuple[str, np.ndarray]]: ...
 
@@ -66,17 +77,25 @@ class _Source(Protocol):
 class _Images:
     """Image files under `root`; overlays mirror their relative paths under OUT/overlays as .jpg."""
 
-    def __init__(self, root: Path, files: list[Path], out: Path) -> None:
+    def __init__(self, root: Path, files: list[Path], out: Path, not_images: Counter | None = None) -> None:
         self.root = root
         self.overlays = out / OVERLAY_FOLDER
         self.count = len(files)
         self.files = {f.relative_to(root).as_posix(): f for f in files}
         self.targets = _overlay_names(list(self.files))
+        self.unreadable: dict[str, str] = {}
+        self.not_images = not_images or Counter()
 
     def frames(self) -> Iterator[tuple[str, np.ndarray]]:
-        """(path relative to root, RGB image) in sorted order."""
+        """(path relative to root, RGB image) in sorted order; an image that cannot be decoded is reported, skipped."""
         for raw_file, path in self.files.items():
-            yield raw_file, read_rgb(path)
+            try:
+                image = read_rgb(path)
+            except OSError as exc:
+                self.unreadable[raw_file] = str(exc)
+                tqdm.write(f"predict: skipped {exc}", file=sys.stderr)
+                continue
+            yield raw_file, image
 
     def save(self, raw_file: str, overlay: np.ndarray) -> None:
         """Write one overlay JPEG."""
@@ -103,6 +122,8 @@ class _Video:
         self.count = frames if frames > 0 else None
         self.overlays = out / f"{path.stem}_lanes.mp4"
         self.writer: cv2.VideoWriter | None = None
+        self.unreadable: dict[str, str] = {}  # (a frame that cannot be decoded ends the video for OpenCV)
+        self.not_images: Counter = Counter()
 
     def frames(self) -> Iterator[tuple[str, np.ndarray]]:
         """('<file name>#<frame index>', RGB frame) until the video ends."""
@@ -145,16 +166,26 @@ def _is_under(path: Path, folder: Path) -> bool:
     return folder == path or folder in path.parents
 
 
-def _find_images(folder: Path, out: Path) -> list[Path]:
-    """Image files under a folder, recursively, sorted; overlays of an earlier run inside it are skipped."""
+def _find_images(folder: Path, out: Path) -> tuple[list[Path], Counter]:
+    """Image files under a folder, recursively, sorted, and the suffixes of the other files passed over.
+
+    Overlays of an earlier run inside the folder are passed over too (counted under their suffix).
+    """
     overlays = (out / OVERLAY_FOLDER).resolve()
-    files = sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _is_under(p.resolve(), overlays)
-    )
+    files, others = [], Counter()
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            others[p.suffix.lower() or "no suffix"] += 1
+        elif _is_under(p.resolve(), overlays):
+            others["earlier overlays"] += 1
+        else:
+            files.append(p)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in folder {folder}")
-    return files
+        passed = f" ({sum(others.values())} other files)" if others else ""
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in folder {folder}{passed}")
+    return files, others
 
 
 def open_source(input: str | os.PathLike, out_dir: str | os.PathLike) -> _Source:
@@ -163,7 +194,8 @@ def open_source(input: str | os.PathLike, out_dir: str | os.PathLike) -> _Source
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path} (expected an image, a folder of images or a video)")
     if path.is_dir():
-        return _Images(path, _find_images(path, out), out)
+        files, not_images = _find_images(path, out)
+        return _Images(path, files, out, not_images)
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return _Images(path.parent, [path], out)
@@ -213,7 +245,8 @@ def predict_path(
     _check_positive("batch_size", batch_size)
     _check_positive("max_frames", max_frames)
     source = open_source(input, out_dir)
-    detector.warm_up(batch_size=batch_size)  # keep one-off set-up out of the first frames' run_time
+    # keep one-off set-up (lazy initialisation, the first run of a batch shape) out of the frames' run_time
+    detector.warm_up(batch_size=min(filter(None, (source.count, max_frames, batch_size))))
     totals: list[float] = []
     lane_counts: list[int] = []
     expected = min(filter(None, (source.count, max_frames)), default=None)
@@ -234,4 +267,8 @@ def predict_path(
     finally:
         bar.close()
         source.close()
-    return PredictSummary(len(totals), predictions, source.overlays, sum(lane_counts), float(np.median(totals)))
+    if not totals and source.unreadable:
+        raise ValueError(f"none of the {len(source.unreadable)} image(s) of {input} can be decoded: "
+                         + "; ".join(source.unreadable.values()))
+    return PredictSummary(len(totals), predictions, source.overlays, sum(lane_counts),
+                          float(np.median(totals)) if totals else float("nan"), source.unreadable, source.not_images)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.evaluate import load_ground_truth, read_rgb
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.metrics import score_records
@@ -205,9 +205,8 @@ def test_errors_name_the_offending_path(detector, frame_paths, tmp_path):
     broken.mkdir()
     (broken / "a.jpg").write_bytes(Path(frame_paths[0]).read_bytes())
     (broken / "b.jpg").write_bytes(b"this is not a jpeg" * 10)
-    with pytest.raises(FileNotFoundError, match=r"broken/b\.jpg"):
-        predict_path(detector, broken, tmp_path / "out", progress=False)
-    assert not (tmp_path / "out" / "predictions.json").exists()
+    summary = predict_path(detector, broken, tmp_path / "out", progress=False)  # b.jpg is skipped, named
+    assert summary.frames == 1 and list(summary.unreadable) == ["b.jpg"] and "broken/b.jpg" in summary.unreadable["b.jpg"]
     video = tmp_path / "junk.mp4"
     video.write_bytes(b"\x00garbage" * 100)
     with pytest.raises(ValueError, match=r"junk\.mp4"):
@@ -238,6 +237,34 @@ def test_cli_predicts_a_folder_and_reports_missing_input(dataset, frame_paths, t
     assert result.returncode == 2 and str(missing) in result.stderr
 
 
+def test_a_folder_with_an_unreadable_image_and_other_files_is_predicted_and_both_are_reported(frame_paths, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k, p in enumerate(frame_paths[:2]):
+        (folder / f"{k}.jpg").write_bytes(p.read_bytes())
+    (folder / "0b_corrupt.jpg").write_bytes(b"\xff\xd8 not a JPEG after all")
+    (folder / "notes.txt").write_text("a field note")
+    (folder / "label.json").write_text("{}")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "lane_seg_core.cli", "predict", "--device", "cpu", "--no-progress"]
+    result = processes.run(command + [str(folder), "--out", str(out)], timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # the bad image sits between the good ones: it is skipped, named with its reason, and the run goes on
+    assert [r.raw_file for r in read_records(out / "predictions.json")] == ["0.jpg", "1.jpg"]
+    assert "frames=2" in result.stdout
+    assert "skipped 1 image(s) that cannot be decoded" in result.stdout
+    assert f"0b_corrupt.jpg: cannot read image {folder / '0b_corrupt.jpg'}" in result.stdout
+    assert f"skipped cannot read image {folder / '0b_corrupt.jpg'}" in result.stderr  # said when it happens
+    assert "passed over 2 other file(s) (.json: 1, .txt: 1)" in result.stdout
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["0.jpg", "1.jpg"]
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not a png")
+    result = processes.run(command + [str(broken), "--out", str(tmp_path / "out2")], timeout=120, cwd=REPO)
+    assert result.returncode != 0 and "none of the 1 image(s)" in result.stderr and "a.png" in result.stderr
+
+
 def test_same_named_images_keep_separate_overlays_and_reruns_skip_old_overlays(detector, frame_paths, tmp_path):
     image = cv2.resize(cv2.imread(str(frame_paths[0])), (320, 180))
     cv2.imwrite(str(tmp_path / "a.jpg"), image)
@@ -247,3 +274,4 @@ def test_same_named_images_keep_separate_overlays_and_reruns_skip_old_overlays(d
         assert summary.frames == 2
         assert [r.raw_file for r in read_records(summary.predictions)] == ["a.PNG", "a.jpg"]
         assert sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir()) == ["a.PNG.jpg", "a.jpg"]
+    assert summary.not_images == {"earlier overlays": 2, ".json": 1}  # the first run's outputs were passed over
