@@ -213,11 +213,9 @@ class DetectorTimer:
 
     def __init__(self, frames: list, checkpoint: str, device: str, threads: int | None) -> None:
         import cv2
-        import torch
 
-        from lane_seg_core.cli import BUILTIN_CHECKPOINT
+        from lane_seg_core.builtin import BUILTIN_CHECKPOINT
         from lane_seg_core.inference import LaneDetector
-
         from lane_seg_core.threads import use_cpu_threads
 
         self.threads = use_cpu_threads(threads or 0)  # as the node resolves its `threads` (0: half the CPUs)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from lane_seg_core.checkpoint import load_checkpoint
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.clustering import cluster_dbscan, cluster_embeddings
 from lane_seg_core.dataset import TuSimpleDataset
 from lane_seg_core.inference import LaneDetector, TorchBackend, resolve_device

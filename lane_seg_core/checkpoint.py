@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import subprocess
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +12,11 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .files import atomic_path
 from .model import ModelConfig, SegNet
 from .postprocess import PostprocessConfig
 from .preprocess import Preprocessing
+from .version import code_version  # noqa: F401  (re-exported: the trainer stamps checkpoints with it)
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_config", "preprocessing", "loss", "postprocess", "state_dict")
@@ -144,15 +143,3 @@ def _archive_or_pickle(path: Path) -> bool:
     """A torch zip archive, or a pickle of protocol 2 or later (it starts with the PROTO opcode 0x80)."""
     with open(path, "rb") as f:
         return zipfile.is_zipfile(f) or f.seek(0) == 0 and f.read(1) == b"\x80"
-
-
-def code_version() -> str:
-    """Package version plus the git commit of the source tree when there is one."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        return f"{__version__}+g{commit}"
-    except (OSError, subprocess.SubprocessError):
-        return __version__

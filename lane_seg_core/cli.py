@@ -5,10 +5,34 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
-BUILTIN_CHECKPOINT = Path(__file__).parent / "weights" / "lane_seg_synth.pt"
+from .builtin import BUILTIN_CHECKPOINT
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that ends each option with its default, unless the help already says it or there is none to say."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.nargs != 0 and action.default not in (None, argparse.SUPPRESS)
+                and "default" not in text and "%(default)" not in text):
+            shown = " ".join(map(str, action.default)) if isinstance(action.default, (list, tuple)) else "%(default)s"
+            text += f" (default: {shown})" if text else f"default: {shown}"
+        return text
+
+
+class _Version(argparse.Action):
+    """--version: the package version and the git commit of the source (looked up only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .version import code_version
+
+        print(f"lane-seg {code_version()}")
+        parser.exit()
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
@@ -44,30 +68,34 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training folder with label_data_*.json and clips/")
     p.add_argument("--val", help="validation folder; picks the lane threshold and best.pt")
     p.add_argument("--out", required=True, help="run folder for last.pt, best.pt and tensorboard/")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training frames")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per step (per process under torchrun)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (warm-up, then cosine decay)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="steps of linear learning-rate warm-up")
     p.add_argument("--img-size", type=int, nargs=2, metavar=("W", "H"), default=list(d.img_size),
                    help="network input size, multiples of 32")
     p.add_argument("--crop-top", type=float, default=d.crop_top, help="fraction of rows cut off the top")
     p.add_argument("--width", type=float, default=d.width, help="channel multiplier (1.0 = the original SegNet)")
     p.add_argument("--pretrained", help="local torchvision vgg16_bn state dict for the encoder (width 1.0)")
     p.add_argument("--lane-thickness", type=int, default=d.lane_thickness, help="lane width in input pixels")
-    p.add_argument("--delta-var", type=float, default=d.delta_var)
-    p.add_argument("--delta-dist", type=float, default=d.delta_dist)
-    p.add_argument("--seg-loss", dest="seg_kind", choices=("weighted_ce", "focal", "ce"), default=d.seg_kind)
-    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--delta-var", type=float, default=d.delta_var,
+                   help="discriminative loss: pull pixels to within this of their lane's mean (clustering bandwidth = 2x)")
+    p.add_argument("--delta-dist", type=float, default=d.delta_dist,
+                   help="discriminative loss: push lane means at least 2x this apart")
+    p.add_argument("--seg-loss", dest="seg_kind", choices=("weighted_ce", "focal", "ce"), default=d.seg_kind,
+                   help="lane/background loss")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without random flips, rotations, scaling, shifts and colour changes")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of weights, batch order and augmentation")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
     p.add_argument("--val-every", type=int, default=d.val_every, help="steps between validations")
-    p.add_argument("--val-frames", type=int, default=d.val_frames)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--val-frames", type=int, default=d.val_frames, help="at most this many validation frames are scored")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_run_train)
 
 
@@ -89,7 +117,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint (default: the built-in model)")
     p.add_argument("--out", help="write the predictions here (tuSimple submission format)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
     p.add_argument("--ignore-run-time", action="store_true",
                    help="score accuracy alone (the official rule zeroes frames over 200 ms, e.g. on a busy CPU)")
@@ -166,16 +194,20 @@ def _run_score(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a checkpoint to ONNX (onnxruntime, TensorRT) or TorchScript (libtorch)")
     p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint (default: the built-in model)")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
+                   help="onnx: onnxruntime, TensorRT; torchscript: libtorch (C++)")
     p.add_argument("--out", required=True, help="file to write (.onnx or .pt)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, at least 17")
+    add_threads_argument(p)
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .export import export_onnx, export_torchscript, verify_export
+    from .threads import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint)
     if args.format == "onnx":
         path = export_onnx(checkpoint, args.out, args.opset)
@@ -197,10 +229,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=str(BUILTIN_CHECKPOINT), help="checkpoint or .onnx (default: built-in)")
     p.add_argument("--out", required=True, help="folder for overlays and predictions.json (tuSimple lines)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--max-frames", type=int, help="stop after this many images or video frames")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_threads_argument(p)
     p.set_defaults(func=_run_predict)
 
@@ -225,9 +257,12 @@ CORE_COMMANDS = (_add_synth, _add_train, _add_eval, _add_tune, _add_score, _add_
 def build_parser(extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:
     """The core's subcommands plus `extensions` (lane_seg_ros adds bag and play; the core never imports ROS)."""
     parser = argparse.ArgumentParser(prog="lane-seg", description="Lane instance segmentation (SegNet + discriminative loss).")
+    parser.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (*CORE_COMMANDS, *extensions):
         add(sub)
+    for command in sub.choices.values():
+        command.formatter_class = DefaultsShown
     return parser
 
 

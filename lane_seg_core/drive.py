@@ -492,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint", help="default: the built-in model")
     args = parser.parse_args(argv)
-    from .cli import BUILTIN_CHECKPOINT
+    from .builtin import BUILTIN_CHECKPOINT
     from .inference import LaneDetector
 
     start = time.perf_counter()

@@ -104,6 +104,14 @@ def export_torchscript(checkpoint: Checkpoint, out: str | os.PathLike) -> Path:
     return out
 
 
+def _session_options(ort):
+    """onnxruntime on as many CPU threads as torch was given (lane_seg_core.threads), not one per core."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    return options
+
+
 class OnnxBackend:
     """Runs an exported ONNX model with onnxruntime; its settings come from the file's metadata."""
 
@@ -121,7 +129,7 @@ class OnnxBackend:
                 raise ValueError(f"{path}: device '{device}' needs onnxruntime-gpu; this onnxruntime runs on the CPU only")
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(str(path), _session_options(ort), providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise CheckpointError(f"{path}: not a readable ONNX model: {exc}") from None
         raw = self.session.get_modelmeta().custom_metadata_map.get(SETTINGS_KEY)
@@ -203,7 +211,7 @@ class OnnxTracer:
                  and any(a.name == "kernel_shape" and list(a.ints) == [2, 2] for a in node.attribute)]
         self.index_names = [node.output[1] for node in pools]
         proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in self.index_names)
-        self.session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(proto.SerializeToString(), _session_options(ort), providers=["CPUExecutionProvider"])
 
     def __call__(self, batch: torch.Tensor) -> Trace:
         """Normalised [B,3,h,w] -> outputs and argmaxes (ONNX's flat [B,C,H,W] indices made per plane, as torch's)."""

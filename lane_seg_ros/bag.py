@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT, add_threads_argument
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
+from lane_seg_core.cli import add_threads_argument
 from lane_seg_core.ground import GroundConfig
 from lane_seg_core.settings import settings_of
 
@@ -326,7 +327,7 @@ def add_bag_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     add_threads_argument(p)
     g = p.add_argument_group(
         "camera and ground plane", "Intrinsics place the markers; --camera-height or --homography also gives each "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.drive import DEFAULT_SEED, DriveConfig, drive_config
 
 from .bag_io import CAMERA_INFO, COMPRESSED_IMAGE, bag_topics, open_bag, select_image_topic

@@ -165,7 +165,7 @@ def add_drive_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", default=DEFAULT_TOPIC, help=f"image topic (default {DEFAULT_TOPIC}); camera_info beside it")
     p.add_argument("--storage", choices=STORAGES, default="mcap", help="bag storage (default mcap)")
     p.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_run_drive)
 
 

@@ -33,7 +33,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from lane_seg_core.camera import CameraModel
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.inference import Detection, LaneDetector, resolve_device
 from lane_seg_core.threads import use_cpu_threads
 from lane_seg_core.visualize import draw_detection

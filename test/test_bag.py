@@ -19,7 +19,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from lane_seg.msg import LaneArray
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.ground import GroundConfig
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.synth import render_scene, sample_frame

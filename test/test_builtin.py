@@ -3,7 +3,7 @@
 import pytest
 
 from lane_seg_core.checkpoint import load_checkpoint
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.evaluate import evaluate_folder
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.synth import generate_dataset

@@ -235,7 +235,7 @@ def test_drive_never_overwrites_and_leaves_nothing_behind_on_failure(tmp_path, c
 @pytest.mark.slow
 def test_the_node_finds_the_same_lanes_as_the_detector_on_the_same_frames(demo):
     """One pipeline: the node's recorded lanes are LaneDetector's on the camera frame (ground plane included)."""
-    from lane_seg_core.cli import BUILTIN_CHECKPOINT
+    from lane_seg_core.builtin import BUILTIN_CHECKPOINT
     from lane_seg_core.ground import GroundPlane
     from lane_seg_core.inference import LaneDetector
 

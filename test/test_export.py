@@ -19,7 +19,7 @@ import torch
 from onnx import numpy_helper
 
 from lane_seg_core.checkpoint import CheckpointError, load_checkpoint
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.evaluate import read_rgb
 from lane_seg_core.export import (DIFFERENCE_TOLERANCE, SETTINGS_KEY, OnnxBackend, OnnxTracer, Trace,
                                   argmax_differences, compare_export, export_onnx, export_torchscript, road_frames,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
 from lane_seg_core.evaluate import read_rgb
 from lane_seg_core.ground import GroundPlane
 from lane_seg_core.inference import LaneDetector

@@ -28,7 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from lane_seg.msg import LaneArray  # noqa: E402
 from lane_seg_core.camera import CameraModel  # noqa: E402
-from lane_seg_core.cli import BUILTIN_CHECKPOINT  # noqa: E402
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT  # noqa: E402
 from lane_seg_core.ground import GroundPlane  # noqa: E402
 from lane_seg_core.inference import LaneDetector  # noqa: E402
 from lane_seg_core.synth import render_scene, sample_frame  # noqa: E402

@@ -36,12 +36,23 @@ def test_use_sets_torch(monkeypatch):
     assert use_cpu_threads(1) == 1 and torch.get_num_threads() == 1
 
 
-@pytest.mark.parametrize("command", ["eval", "predict", "tune"])
+@pytest.mark.parametrize("command", ["eval", "predict", "tune", "export"])
 def test_commands_that_run_the_network_take_threads(command, tmp_path, capsys, monkeypatch):
     torch.set_num_threads(2)
     arguments = {"eval": ["--data", str(tmp_path)], "predict": [str(tmp_path / "none.jpg"), "--out", str(tmp_path)],
-                 "tune": ["--checkpoint", "x.pt", "--data", str(tmp_path), "--out", str(tmp_path / "t.pt")]}[command]
+                 "tune": ["--checkpoint", "x.pt", "--data", str(tmp_path), "--out", str(tmp_path / "t.pt")],
+                 "export": ["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx")]}[command]
     assert cli_main([command, *arguments, "--threads", "1"]) == 2  # fails after the threads are set: no data
     assert torch.get_num_threads() == 1
     assert cli_main([command, *arguments, "--threads", "-3"]) == 2
     assert "threads must be an integer in [0, 256]" in capsys.readouterr().err
+
+
+def test_onnxruntime_runs_on_the_threads_torch_was_given(restore_threads):
+    import onnxruntime as ort
+
+    from lane_seg_core.export import _session_options
+
+    for threads in (1, 2):
+        use_cpu_threads(threads)
+        assert _session_options(ort).intra_op_num_threads == threads
