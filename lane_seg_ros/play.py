@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .bag_io import IMAGE_TYPES, BagError, bag_topics, describe_topics, message_class, open_bag, read_messages
+from .bag_io import CAMERA_INFO, IMAGE_TYPES, BagError, bag_topics, describe_topics, message_class, open_bag, read_messages
 
 if TYPE_CHECKING:  # rclpy and rosbags are imported when the command runs
     from rosbags.rosbag2 import Reader
@@ -95,7 +95,7 @@ def play_bag(
 ) -> PlaySummary:
     """Publish a bag's messages as recorded (raw CDR) with its timing scaled by `rate`.
 
-    `topics` default to all Image and CompressedImage topics. Playback starts once any publisher has a
+    `topics` default to all Image, CompressedImage and CameraInfo topics. Playback starts once any publisher has a
     subscriber (or after `wait_subscribers` s; 0: at once) and `start_delay` s more, which lets the subscriber
     match the publisher too. Publishers are reliable, keep-last 10, volatile: they match reliable and
     best-effort (sensor-data) subscriptions. Ctrl-C or SIGTERM stops playback; the summary says so.
@@ -119,6 +119,8 @@ def play_bag(
             if not selected:
                 raise BagError(f"bag '{bag}' has no Image or CompressedImage topic; choose topics with --topic: "
                                f"{describe_topics(available)}")
+            # the calibration travels with the images: the node's ground plane waits for it
+            selected += [t for t, ty in available.items() if ty == CAMERA_INFO]
         for t in selected:
             if not available[t]:
                 raise BagError(f"topic '{t}' in bag '{bag}' carries several message types; it cannot be played")
@@ -245,7 +247,8 @@ def add_play_command(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("bag", help="rosbag2 folder (with metadata.yaml), or a single .mcap or .db3 file")
     p.add_argument("--topic", action="append", dest="topics", metavar="TOPIC",
-                   help="topic to play; repeat for several (default: every Image and CompressedImage topic)")
+                   help="topic to play; repeat for several (default: every Image, CompressedImage and "
+                        "CameraInfo topic)")
     p.add_argument("--rate", type=float, default=1.0, help="speed factor: 2 plays twice as fast (default 1)")
     p.add_argument("--loop", action="store_true", help="play again and again until Ctrl-C")
     p.add_argument("--remap", action="append", default=[], metavar="OLD:=NEW",

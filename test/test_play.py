@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
 from lane_seg.msg import LaneArray
@@ -122,6 +122,36 @@ def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path,
         assert 0.7 * span <= spans["1"] <= 1.5 * span + 0.3, spans
         assert 0.7 * span / 2 <= spans["2"] <= 1.5 * span / 2 + 0.3, spans
         assert spans["2"] < 0.75 * spans["1"], spans
+    finally:
+        listener.close()
+
+
+def test_by_default_play_sends_the_images_and_their_camera_info_and_nothing_else(tmp_path, frames, ros_env, children):
+    from sensor_msgs.msg import CameraInfo
+    from std_msgs.msg import String
+
+    env, domain = ros_env
+    ns = f"/bagtest_{os.getpid()}"
+    small = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in frames[:2]]
+    images = [(T0 + i * PERIOD, image_cdr(f, T0 + i * PERIOD)) for i, f in enumerate(small)]
+    info = [(T0, serialize_message(CameraInfo(width=320, height=180, k=[250.0, 0, 160, 0, 250, 90, 0, 0, 1])))]
+    notes = [(T0, serialize_message(String(data="not a camera topic")))]
+    bag = write_bag(tmp_path / "cam", "mcap", {f"{ns}/camera/image_raw": (bag_io.IMAGE, images),
+                                               f"{ns}/camera/camera_info": (bag_io.CAMERA_INFO, info),
+                                               f"{ns}/notes": ("std_msgs/msg/String", notes)})
+    topics = {f"{ns}/camera/image_raw": Image, f"{ns}/camera/camera_info": CameraInfo, f"{ns}/notes": String}
+    listener = Listener(domain, topics)
+    try:
+        proc = play(children, bag, env, "--wait-subscribers", "20", "--start-delay", "1.5")
+        listener.spin_while(proc, timeout=60)
+        out, err = finish(proc, timeout=10)
+        assert proc.returncode == 0, err
+        got = {topic: [deserialize_message(raw, topics[topic]) for _, raw in received]
+               for topic, received in listener.received.items()}
+        sent = {f"{ns}/camera/image_raw": images, f"{ns}/camera/camera_info": info, f"{ns}/notes": []}
+        assert got == {topic: [deserialize_message(raw, topics[topic]) for _, raw in messages]
+                       for topic, messages in sent.items()}
+        assert "published 3 messages" in out
     finally:
         listener.close()
 
