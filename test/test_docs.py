@@ -115,6 +115,30 @@ def test_a_parameter_table_row_that_differs_from_the_declaration_is_named_with_t
     assert "the node has no parameter 'ground.hieght'" in out and f"the table lacks {rows[-1].split('`')[1]}" in out
 
 
+def test_dangling_links_readme_sections_and_figures_not_in_the_readme_fail(tmp_path):
+    (tmp_path / "other.md").write_text("# Other\n\n## Some part\n")
+    good = ('See [the part](other.md#some-part) and [here](#a-heading).\n\n# A heading\n\n'
+            'README.md, "Measured", gives the figures. README.md ("Measured") gives 15.8 ms per frame.\n')
+    code, out = check(tmp_path, good, "--static-only")
+    assert code == 0, out
+    bad = ('See [the part](other.md#no-part), [gone](missing.md) and [here](#nowhere).\n\n'
+           'README.md, "Per-frame\nspeed", gives 17-19 ms per frame; README.md has Accuracy 0.123.\n')
+    code, out = check(tmp_path, bad, "--static-only")
+    assert code == 1, out
+    for problem in ("doc.md:1 reference FAILED: link to other.md#no-part: no such heading there",
+                    "doc.md:1 reference FAILED: link to missing.md: no such file",
+                    "doc.md:1 reference FAILED: link to doc.md#nowhere: no such heading there",
+                    'doc.md:3 reference FAILED: README.md has no section "Per-frame speed"; its sections: ',
+                    "doc.md:4 reference FAILED: '17-19 ms' is cited from README.md, which does not state it",
+                    "doc.md:4 reference FAILED: 'Accuracy 0.123' is cited from README.md, which does not state it"):
+        assert problem in out, (problem, out)
+
+
+@pytest.mark.parametrize("path", [*DOCS, REPO / "package.xml"], ids=lambda p: p.name if p.parent == REPO else str(p.relative_to(REPO)))
+def test_the_guide_and_package_xml_cite_only_what_exists(path):
+    assert check_docs.reference_problems(path) == []
+
+
 # ------------------------------------------------------------------------------------------------ static checks
 
 

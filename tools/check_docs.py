@@ -1008,12 +1008,71 @@ def write_parameter_tables(path: Path) -> int:
     return len(tables)
 
 
+# ------------------------------------------------------------------------------------------- references
+
+LINK = re.compile(r"\]\(([^)\s]*)\)")
+# `README.md, "Measured"`, `README.md ("Measured")`, `README, "Measured"`: a README section cited by its title
+README_SECTION = re.compile(r"\bREADME(?:\.md)?,?\s*\(?\s*\"([^\"]+)\"")
+# a figure as the README states it: `15.8 ms`, `17-19 ms`, `23.1 Hz`, `5.9 cm`, `Accuracy 0.972`, `FP 0.046`
+FIGURE = re.compile(r"(?<![\w.-])\d[\d,]*(?:\.\d+)?(?:-\d[\d,]*(?:\.\d+)?)?\s?(?:ms|Hz|cm|min)\b"
+                    r"|\b(?:Accuracy|FP|FN|F1) \d(?:\.\d+)?")
+
+
+def heading_titles(path: Path) -> dict[str, str]:
+    """{anchor: title} of a markdown file's headings (GitHub's anchors: lower case, punctuation dropped)."""
+    titles = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line):
+            title = match.group(1).replace("`", "")
+            titles[re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")] = title
+    return titles
+
+
+def reference_problems(path: Path) -> list[tuple[int, str]]:
+    """(line, problem) for links to missing files or headings, README sections that do not exist, and figures
+    cited from README.md that README.md does not state."""
+    text = path.read_text(encoding="utf-8")
+    readme = REPO / "README.md"
+    readme_text = " ".join(readme.read_text(encoding="utf-8").split())
+    readme_sections = set(heading_titles(readme).values())
+    problems = []
+
+    def line_of(position: int) -> int:
+        return text.count("\n", 0, position) + 1
+
+    for match in LINK.finditer(text):
+        target, _, anchor = match.group(1).partition("#")
+        if re.match(r"^[a-z]+:", target):  # http:, mailto:
+            continue
+        linked = (path.parent / target).resolve() if target else path
+        if not linked.exists():
+            problems.append((line_of(match.start()), f"link to {target}: no such file"))
+        elif anchor and linked.suffix == ".md" and anchor not in heading_titles(linked):
+            problems.append((line_of(match.start()), f"link to {target or path.name}#{anchor}: no such heading there"))
+    for match in README_SECTION.finditer(text):
+        title = " ".join(match.group(1).split())
+        if title not in readme_sections:
+            problems.append((line_of(match.start()), f'README.md has no section "{title}"; its sections: '
+                                                     + ", ".join(f'"{t}"' for t in sorted(readme_sections))))
+    if path.resolve() != readme.resolve():
+        for number, line in enumerate(text.splitlines(), 1):
+            if "README" not in line:
+                continue
+            for figure in FIGURE.findall(line):
+                if figure not in readme_text:
+                    problems.append((number, f"{figure!r} is cited from README.md, which does not state it"))
+    return problems
+
+
 def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=None) -> bool:
     """Check one markdown file's parameter tables and blocks in order; one line per block; True when all are fine."""
     out = out or sys.stdout
     tables_ok = True
     for line, problem in parameter_table_problems(path):
         print(f"{_shown(path)}:{line} table FAILED: {problem}", file=out)
+        tables_ok = False
+    for line, problem in reference_problems(path):
+        print(f"{_shown(path)}:{line} reference FAILED: {problem}", file=out)
         tables_ok = False
     blocks = parse_blocks(path)
     scratch: Scratch | None = None
