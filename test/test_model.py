@@ -41,7 +41,9 @@ def test_size_not_multiple_of_32_is_a_clear_error(height, width):
         model(torch.randn(1, 3, height, width))
 
 
-def _random_vgg16_bn_state():
+@pytest.fixture(scope="module")
+def vgg16_bn_state():
+    """A torchvision vgg16_bn state dict (classifier included, as in the real file) with random weights."""
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     vgg = torchvision.models.vgg16_bn(weights=None)
@@ -53,12 +55,15 @@ def _random_vgg16_bn_state():
     return vgg.state_dict()
 
 
-def test_vgg16_bn_weights_land_in_the_encoder_exactly_and_in_order(tmp_path):
-    state = _random_vgg16_bn_state()
+def test_vgg16_bn_weights_land_in_the_encoder_exactly_and_in_order(vgg16_bn_state, tmp_path):
+    state = vgg16_bn_state
     path = tmp_path / "vgg16_bn.pth"
-    torch.save(state, path)  # the trainer's --pretrained path: a local torchvision checkpoint
+    # the trainer's --pretrained path: a local torchvision checkpoint; the 0.5 GB classifier is left out of the
+    # file (writing it is most of this test's time) and added back after loading, so the loader sees every key
+    classifier = {k: v for k, v in state.items() if not k.startswith("features.")}
+    torch.save({k: v for k, v in state.items() if k not in classifier}, path)
     model = SegNet()
-    load_vgg16_bn_encoder(model, torch.load(path, weights_only=True))
+    load_vgg16_bn_encoder(model, {**torch.load(path, weights_only=True), **classifier})
     conv_ids = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40]
     for block, i in zip(encoder_convolutions(model), conv_ids, strict=True):
         assert torch.equal(block.conv.weight, state[f"features.{i}.weight"])
@@ -67,14 +72,15 @@ def test_vgg16_bn_weights_land_in_the_encoder_exactly_and_in_order(tmp_path):
             assert torch.equal(getattr(block.bn, name), state[f"features.{i + 1}.{name}"])
 
 
-def test_vgg16_bn_loading_refuses_small_models_and_other_state_dicts():
-    state = _random_vgg16_bn_state()
+def test_vgg16_bn_loading_refuses_small_models_and_other_state_dicts(vgg16_bn_state):
+    state = vgg16_bn_state
     with pytest.raises(ValueError, match="width=1.0"):
         load_vgg16_bn_encoder(SegNet(width=0.5), state)
     truncated = {k: v for k, v in state.items() if not k.startswith("features.24.")}
     with pytest.raises(ValueError, match="not a torchvision vgg16_bn"):
         load_vgg16_bn_encoder(SegNet(), truncated)
-    import torchvision
+    from torchvision.models.vgg import cfgs, make_layers
 
+    vgg11_bn_features = {f"features.{k}": v for k, v in make_layers(cfgs["A"], batch_norm=True).state_dict().items()}
     with pytest.raises(ValueError, match="not a torchvision vgg16_bn"):
-        load_vgg16_bn_encoder(SegNet(), torchvision.models.vgg11_bn(weights=None).state_dict())
+        load_vgg16_bn_encoder(SegNet(), vgg11_bn_features)

@@ -9,6 +9,12 @@ RUN=${RUN:-runs/builtin}
 STEPS=${STEPS:-15000}
 TRAIN_FRAMES=${TRAIN_FRAMES:-3000}
 VAL_FRAMES=${VAL_FRAMES:-200}
+# Where the result goes: the shipped built-in weights unless SHIP_TO says otherwise (SHIP_TO= keeps them).
+SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
+if [ -n "$SHIP_TO" ] && [ -f "$SHIP_TO" ]; then
+  echo "train_builtin: at the end this replaces $SHIP_TO (the previous file is kept as $RUN/previous_$(basename "$SHIP_TO"));" \
+       "SHIP_TO= keeps it, SHIP_TO=other.pt writes elsewhere" >&2
+fi
 
 [ -f "$DATA/train/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/train" --count "$TRAIN_FRAMES" --seed 1
 [ -f "$DATA/val/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/val" --count "$VAL_FRAMES" --seed 2
@@ -23,7 +29,10 @@ $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RU
 
 # Ship the best validation checkpoint (no optimizer state) with its lane threshold re-picked on the
 # validation split by the current post-processing; SHIP_TO= (empty) skips this.
-SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
 if [ -n "$SHIP_TO" ]; then
+  if [ -f "$SHIP_TO" ]; then
+    cp -p "$SHIP_TO" "$RUN/previous_$(basename "$SHIP_TO")"
+    echo "train_builtin: replacing $SHIP_TO; the previous file is $RUN/previous_$(basename "$SHIP_TO")" >&2
+  fi
   $PY -m lane_seg_core.cli tune --checkpoint "$RUN/best.pt" --data "$DATA/val" --out "$SHIP_TO"
 fi
