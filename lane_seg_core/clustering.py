@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import torch
 
@@ -15,57 +18,100 @@ def cluster_embeddings(
 
     Greedy mean shift with a flat kernel on at most `max_seed_points` points: start at the densest
     unassigned point, move the centre to the mean of the unassigned points within `bandwidth` until it
-    settles, keep it, repeat while some point still has enough neighbours. Every point then joins its
-    nearest centre if it lies within `bandwidth`. A few pixels between two lanes cannot chain them
-    together (as they can in DBSCAN): centres sit on density peaks and each pixel goes to the nearest one.
-    Deterministic: the subset is a fixed pseudo-random one and ties go to the lowest index.
+    settles, keep it, repeat while some point still has enough neighbours (each sampled point standing for
+    its share of all points). A lane none of whose points was sampled would be lost, so the search repeats
+    on the points that no centre holds and no sampled point stands for (none within `bandwidth`), while it
+    finds new centres: once at most `max_seed_points` such points are left, every one of them is searched,
+    and a group of at least `min_points` of them within `bandwidth` of its centre gets one. Every point then
+    joins its nearest centre if it lies within `bandwidth`. A few pixels between two lanes cannot chain
+    them together (as they can in DBSCAN): centres sit on density peaks and each pixel goes to the nearest
+    one. Deterministic: the subsets follow a fixed pseudo-random order and ties go to the lowest index.
     """
+    _check_settings(bandwidth, min_points, max_seed_points, max_clusters)
     n = embedding.shape[0]
     labels = torch.full((n,), -1, dtype=torch.long, device=embedding.device)
     if n < min_points:
         return labels
     x = embedding.float()
-    sample = x
-    if n > max_seed_points:
-        # a fixed pseudo-random subset: evenly strided picks can alias with the pixels' row-major order
-        pick = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_seed_points].sort().values
-        sample = x[pick.to(x.device)]
-    scale = n / len(sample)  # points each sampled point stands for
-    near = torch.cdist(sample, sample) < bandwidth
-    density = near.to(torch.uint8).sum(dim=1, dtype=torch.int32)  # faster than summing bools on the CPU
-    unassigned = torch.ones(len(sample), dtype=torch.bool, device=x.device)
+    # a fixed pseudo-random order: evenly strided picks can alias with the pixels' row-major order
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(x.device)
+    radius = bandwidth * bandwidth  # squared distances are compared throughout
+    count, distance, nearest = 0, None, None  # centres so far; each point's squared distance to its nearest one
+    left = order  # points that no centre holds and no sampled point stands for, in the fixed order
+    while count < max_clusters and len(left) >= min_points:
+        sample = x[left[:max_seed_points].sort().values]
+        found = _seed_centres(sample, len(left) / len(sample), bandwidth, min_points, max_clusters - count)
+        if found is None:
+            break
+        found_distance, found_nearest = _squared_distances(x, found).min(dim=1)
+        if distance is None:
+            distance, nearest = found_distance, found_nearest
+        else:  # an earlier centre wins a tie, as in one minimum over all centres
+            closer = found_distance < distance
+            distance = torch.where(closer, found_distance, distance)
+            nearest = torch.where(closer, found_nearest + count, nearest)
+        count += len(found)
+        left = left[distance[left] >= radius]
+        if len(left) >= min_points:  # drop the points this sample stood for: their mass was judged
+            left = left[_squared_distances(x[left], sample).min(dim=1).values >= radius]
+    if count == 0:
+        return labels
+    return _relabel(torch.where(distance < radius, nearest, -1), count, min_points)
+
+
+def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a_i - b_j|^2 of [N,D] and [M,D] points as [N,M], from one matrix product (torch.cdist's way, unrooted)."""
+    return torch.addmm(b.square().sum(dim=1), a, b.T, alpha=-2).add_(a.square().sum(dim=1, keepdim=True))
+
+
+def _seed_centres(
+    sample: torch.Tensor, scale: float, bandwidth: float, min_points: int, limit: int
+) -> torch.Tensor | None:
+    """Greedy flat-kernel mean shift on [M,D] points that stand for `scale` points each; [C,D] centres (None: none)."""
+    near = _squared_distances(sample, sample).lt_(bandwidth * bandwidth)  # 0/1 floats: a tenth of bool's cost
+    density = near.sum(dim=1)
+    # The loop takes many steps on a few hundred points: numpy costs a fraction of torch's per-op overhead
+    # on the CPU, and a GPU would wait on a sync at every step.
+    points, near, density = (t.cpu().numpy() for t in (sample, near, density))
+    unassigned = np.ones(len(points), dtype=bool)
+    ones = np.ones(points.shape[1], dtype=points.dtype)  # a row sum as a product: 4x faster than sum(axis=1)
     centres = []
-    while len(centres) < max_clusters:
-        seed = int(torch.where(unassigned, density, -1).argmax())
-        if not bool(unassigned[seed]) or int(density[seed]) * scale < min_points:
+    while len(centres) < limit:
+        seed = int(np.where(unassigned, density, -1).argmax())
+        if not unassigned[seed] or density[seed] * scale < min_points:
             break  # no unassigned point has enough neighbours left to start a lane
-        members = near[seed] & unassigned
+        members = (near[seed] > 0) & unassigned
         for _ in range(10):
-            weights = members.to(sample.dtype)
-            centre = weights @ sample / weights.sum()
-            moved = unassigned & ((sample - centre).square().sum(dim=1) < bandwidth * bandwidth)
-            if torch.equal(moved, members):  # a flat kernel settles once its members stop changing
+            weights = members.astype(points.dtype)
+            centre = weights @ points / weights.sum()
+            moved = unassigned & (np.square(points - centre) @ ones < bandwidth * bandwidth)
+            if np.array_equal(moved, members):  # a flat kernel settles once its members stop changing
                 break
             members = moved
         members[seed] = True
-        if int(members.count_nonzero()) * scale >= min_points:
+        if members.sum() * scale >= min_points:
             centres.append(centre)
         unassigned &= ~members
-    if not centres:
-        return labels
-    distance, nearest = torch.cdist(x, torch.stack(centres)).min(dim=1)
-    return _relabel(torch.where(distance < bandwidth, nearest, -1), len(centres), min_points)
+    return torch.from_numpy(np.stack(centres)).to(sample.device) if centres else None
+
+
+def _check_settings(bandwidth: float, min_points: int, max_seed_points: int, max_clusters: int) -> None:
+    """ValueError naming the argument and its allowed range."""
+    if not (isinstance(bandwidth, numbers.Real) and math.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(f"cluster_embeddings: bandwidth must be a finite number > 0, got {bandwidth}")
+    for name, value in (("min_points", min_points), ("max_seed_points", max_seed_points),
+                        ("max_clusters", max_clusters)):
+        if not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"cluster_embeddings: {name} must be an integer >= 1, got {value}")
 
 
 def _relabel(labels: torch.Tensor, count: int, min_points: int) -> torch.Tensor:
     """Drop clusters under `min_points` (to -1) and number the rest 0..K-1 in their original order."""
-    valid = labels >= 0
-    sizes = torch.bincount(labels[valid], minlength=count)
+    sizes = torch.bincount(labels + 1, minlength=count + 1)  # index label + 1: noise (-1) first
     keep = sizes >= min_points
-    new_ids = torch.cumsum(keep.long(), 0) - 1
-    out = torch.full_like(labels, -1)
-    out[valid] = torch.where(keep[labels[valid]], new_ids[labels[valid]], -1)
-    return out
+    keep[0] = False
+    new_ids = torch.where(keep, torch.cumsum(keep, 0) - 1, -1)
+    return new_ids[labels + 1]
 
 
 def _sklearn_labels(estimator_name: str, embedding: torch.Tensor, min_points: int, **settings) -> torch.Tensor:
