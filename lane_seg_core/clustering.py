@@ -12,7 +12,8 @@ CLUSTER_METHODS = ("meanshift", "dbscan", "sklearn_meanshift")
 
 
 def cluster_embeddings(
-    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 512, max_clusters: int = 32
+    embedding: torch.Tensor, bandwidth: float, min_points: int = 10, max_seed_points: int = 512, max_clusters: int = 32,
+    max_rounds: int | None = None,
 ) -> torch.Tensor:
     """Group [N,D] embeddings into lanes; returns [N] long labels 0..K-1, -1 for noise, on the same device.
 
@@ -22,12 +23,13 @@ def cluster_embeddings(
     its share of all points). A lane none of whose points was sampled would be lost, so the search repeats
     on the points that no centre holds and no sampled point stands for (none within `bandwidth`), while it
     finds new centres: once at most `max_seed_points` such points are left, every one of them is searched,
-    and a group of at least `min_points` of them within `bandwidth` of its centre gets one. Every point then
+    and a group of at least `min_points` of them within `bandwidth` of its centre gets one (`max_rounds`
+    caps the searches; 1 searches the first subset only, as before re-seeding). Every point then
     joins its nearest centre if it lies within `bandwidth`. A few pixels between two lanes cannot chain
     them together (as they can in DBSCAN): centres sit on density peaks and each pixel goes to the nearest
     one. Deterministic: the subsets follow a fixed pseudo-random order and ties go to the lowest index.
     """
-    _check_settings(bandwidth, min_points, max_seed_points, max_clusters)
+    _check_settings(bandwidth, min_points, max_seed_points, max_clusters, max_rounds)
     n = embedding.shape[0]
     labels = torch.full((n,), -1, dtype=torch.long, device=embedding.device)
     if n < min_points:
@@ -38,7 +40,9 @@ def cluster_embeddings(
     radius = bandwidth * bandwidth  # squared distances are compared throughout
     count, distance, nearest = 0, None, None  # centres so far; each point's squared distance to its nearest one
     left = order  # points that no centre holds and no sampled point stands for, in the fixed order
+    rounds = 0
     while count < max_clusters and len(left) >= min_points:
+        rounds += 1
         sample = x[left[:max_seed_points].sort().values]
         found = _seed_centres(sample, len(left) / len(sample), bandwidth, min_points, max_clusters - count)
         if found is None:
@@ -51,6 +55,8 @@ def cluster_embeddings(
             distance = torch.where(closer, found_distance, distance)
             nearest = torch.where(closer, found_nearest + count, nearest)
         count += len(found)
+        if rounds == max_rounds:
+            break
         left = left[distance[left] >= radius]
         if len(left) >= min_points:  # drop the points this sample stood for: their mass was judged
             left = left[_squared_distances(x[left], sample).min(dim=1).values >= radius]
@@ -95,12 +101,14 @@ def _seed_centres(
     return torch.from_numpy(np.stack(centres)).to(sample.device) if centres else None
 
 
-def _check_settings(bandwidth: float, min_points: int, max_seed_points: int, max_clusters: int) -> None:
+def _check_settings(
+    bandwidth: float, min_points: int, max_seed_points: int, max_clusters: int, max_rounds: int | None
+) -> None:
     """ValueError naming the argument and its allowed range."""
     if not (isinstance(bandwidth, numbers.Real) and math.isfinite(bandwidth) and bandwidth > 0):
         raise ValueError(f"cluster_embeddings: bandwidth must be a finite number > 0, got {bandwidth}")
     for name, value in (("min_points", min_points), ("max_seed_points", max_seed_points),
-                        ("max_clusters", max_clusters)):
+                        ("max_clusters", max_clusters), ("max_rounds", 1 if max_rounds is None else max_rounds)):
         if not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"cluster_embeddings: {name} must be an integer >= 1, got {value}")
 

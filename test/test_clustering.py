@@ -57,6 +57,10 @@ def test_a_small_lane_is_found_whatever_the_pixel_order():
         if adjusted_rand_score(truth[order], labels) < 1.0 or labels.max() != 4:
             lost.append(seed)
     assert lost == [], f"lanes lost in {len(lost)} of 50 pixel orders: seeds {lost}"
+    # the first subset alone misses it in some orders (why re-seeding is needed: the test is not vacuous)
+    order = np.random.default_rng(0).permutation(len(truth))
+    first_only = cluster_embeddings(torch.from_numpy(points[order]).float(), 1.0, 10, max_rounds=1).numpy()
+    assert first_only.max() == 3 and (first_only[truth[order] == 4] == -1).all()
 
 
 @pytest.mark.parametrize("setting, value, message", [
@@ -68,6 +72,7 @@ def test_a_small_lane_is_found_whatever_the_pixel_order():
     ("max_seed_points", 0, "max_seed_points must be an integer >= 1, got 0"),
     ("max_clusters", 0, "max_clusters must be an integer >= 1, got 0"),
     ("max_clusters", 2.5, "max_clusters must be an integer >= 1, got 2.5"),
+    ("max_rounds", 0, "max_rounds must be an integer >= 1, got 0"),
 ])
 def test_bad_settings_are_named_with_their_range(setting, value, message):
     settings = {"bandwidth": 1.0, setting: value}
