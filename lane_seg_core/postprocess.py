@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings  # noqa: F401  (cluster_embeddings: public API)
+from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings, one_cpu_thread  # noqa: F401  (cluster_embeddings: public API)
 from .preprocess import InputGeometry
 from .tusimple import ABSENT
 
@@ -100,24 +99,8 @@ def extract_lanes(
     config: PostprocessConfig,
 ) -> LaneExtraction:
     """lane_prob [H,W] and embedding [D,H,W] of one image -> lanes left to right at the image bottom."""
-    with _one_cpu_thread():
+    with one_cpu_thread():  # small tensors: see one_cpu_thread
         return _extract_lanes(lane_prob, embedding, geometry, image_size, config)
-
-
-@contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """Run torch's CPU ops on the calling thread alone, and restore its thread count after.
-
-    Post-processing's tensors are small (~1,000 lane pixels, a 512x512 seed matrix): a second thread saves
-    little, and on a busy machine each multi-threaded op waits for a descheduled worker (cluster + fit
-    measured at 30-120 ms instead of 3 on 2 shared cores). The setting is per thread (OpenMP, MKL).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _extract_lanes(
