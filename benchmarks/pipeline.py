@@ -868,7 +868,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         small = bench_small_lane(settings)
     print(report_clustering(synthetic, real, post, small, settings), end="\n\n")
     largest = max(synthetic, key=lambda r: r.points)
-    passed = (ratio.passed and largest.speedup >= SPEEDUP_LIMIT and min(r.ari_ours_truth for r in synthetic) >= ARI_LIMIT
+    passed = (ratio.passed and largest.speedup >= SPEEDUP_LIMIT
+              and min(r.ari_ours_truth for r in synthetic) >= ARI_LIMIT
               and all(r.passed for r in builtin if r.device.type == "cpu") and small.passed
               and reseed_extra(synthetic, real) <= RESEED_LIMIT)
     print(f"Finished in {time.perf_counter() - start:.0f} s; load average at the end (1/5/15 min): {load_average()}")

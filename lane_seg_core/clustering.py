@@ -56,40 +56,48 @@ def cluster_embeddings(
 def _cluster(
     x: torch.Tensor, bandwidth: float, min_points: int, max_seed_points: int, max_clusters: int, max_rounds: int | None
 ) -> torch.Tensor:
-    """cluster_embeddings on float [N,D] points and checked settings."""
+    """cluster_embeddings on float [N,D] points and checked settings.
+
+    Distances are computed where the points are; the bookkeeping between them is numpy on the CPU (a
+    fraction of torch's per-op cost on small arrays).
+    """
     n = x.shape[0]
-    labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
     if n < min_points:
-        return labels
-    # a fixed pseudo-random order: evenly strided picks can alias with the pixels' row-major order
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(x.device)
+        return torch.full((n,), -1, dtype=torch.long, device=x.device)
+    # The points that no centre holds and no sampled point stands for, in a fixed pseudo-random order
+    # (evenly strided picks can alias with the pixels' row-major order).
+    left = torch.randperm(n, generator=torch.Generator().manual_seed(0)).numpy()
     radius = bandwidth * bandwidth  # squared distances are compared throughout
     count, distance, nearest = 0, None, None  # centres so far; each point's squared distance to its nearest one
-    left = order  # points that no centre holds and no sampled point stands for, in the fixed order
     rounds = 0
     while count < max_clusters and len(left) >= min_points:
         rounds += 1
-        sample = x[left[:max_seed_points].sort().values]
+        sample = x[_on(x, np.sort(left[:max_seed_points]))]
         found = _seed_centres(sample, len(left) / len(sample), bandwidth, min_points, max_clusters - count)
         if found is None:
             break
-        found_distance, found_nearest = _squared_distances(x, found).min(dim=1)
+        found_distance, found_nearest = (t.cpu().numpy() for t in _squared_distances(x, found).min(dim=1))
         if distance is None:
             distance, nearest = found_distance, found_nearest
         else:  # an earlier centre wins a tie, as in one minimum over all centres
             closer = found_distance < distance
-            distance = torch.where(closer, found_distance, distance)
-            nearest = torch.where(closer, found_nearest + count, nearest)
+            distance = np.where(closer, found_distance, distance)
+            nearest = np.where(closer, found_nearest + count, nearest)
         count += len(found)
         far = distance >= radius
-        if rounds == max_rounds or int(far.sum()) < min_points:  # (usually too few points are left)
+        if rounds == max_rounds or np.count_nonzero(far) < min_points:  # (usually too few points are left)
             break
         left = left[far[left]]
         # drop the points this sample stood for (within the bandwidth of one): their mass was judged
-        left = left[_squared_distances(x[left], sample).min(dim=1).values >= radius]
+        left = left[_squared_distances(x[_on(x, left)], sample).min(dim=1).values.cpu().numpy() >= radius]
     if count == 0:
-        return labels
-    return _relabel(torch.where(distance < radius, nearest, -1), count, min_points)
+        return torch.full((n,), -1, dtype=torch.long, device=x.device)
+    return _on(x, _relabel(np.where(distance < radius, nearest, -1), count, min_points))
+
+
+def _on(x: torch.Tensor, values: np.ndarray) -> torch.Tensor:
+    """A numpy array as a tensor on x's device."""
+    return torch.from_numpy(values).to(x.device)
 
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -140,13 +148,12 @@ def _check_settings(
             raise ValueError(f"cluster_embeddings: {name} must be an integer >= 1, got {value}")
 
 
-def _relabel(labels: torch.Tensor, count: int, min_points: int) -> torch.Tensor:
-    """Drop clusters under `min_points` (to -1) and number the rest 0..K-1 in their original order."""
-    sizes = torch.bincount(labels + 1, minlength=count + 1)  # index label + 1: noise (-1) first
+def _relabel(labels: np.ndarray, count: int, min_points: int) -> np.ndarray:
+    """Drop clusters under `min_points` (to -1) and number the rest 0..K-1 in their original order; [N] int64."""
+    sizes = np.bincount(labels + 1, minlength=count + 1)  # index label + 1: noise (-1) first
     keep = sizes >= min_points
     keep[0] = False
-    new_ids = torch.where(keep, torch.cumsum(keep, 0) - 1, -1)
-    return new_ids[labels + 1]
+    return np.where(keep, np.cumsum(keep) - 1, -1)[labels + 1]
 
 
 def _sklearn_labels(estimator_name: str, embedding: torch.Tensor, min_points: int, **settings) -> torch.Tensor:
@@ -159,7 +166,7 @@ def _sklearn_labels(estimator_name: str, embedding: torch.Tensor, min_points: in
         return torch.full((embedding.shape[0],), -1, dtype=torch.long, device=embedding.device)
     estimator = getattr(sklearn.cluster, estimator_name)(**settings)
     found = estimator.fit_predict(embedding.detach().float().cpu().numpy()).astype(np.int64)
-    return _relabel(torch.from_numpy(found).to(embedding.device), int(found.max()) + 1, min_points)
+    return torch.from_numpy(_relabel(found, int(found.max()) + 1, min_points)).to(embedding.device)
 
 
 def cluster_dbscan(embedding: torch.Tensor, eps: float, min_points: int = 10) -> torch.Tensor:

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import torch
 
-from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings, one_cpu_thread  # noqa: F401  (cluster_embeddings: public API)
+from .clustering import CLUSTER_METHODS, cluster, one_cpu_thread
+from .clustering import cluster_embeddings  # noqa: F401  (public API)
 from .preprocess import InputGeometry
 from .tusimple import ABSENT
 
@@ -111,15 +112,15 @@ def _extract_lanes(
     start = time.perf_counter()
     height, width = lane_prob.shape
     label_map = np.zeros((height, width), dtype=np.uint8)
-    index = torch.nonzero(lane_prob.reshape(-1) > config.lane_threshold).squeeze(1)  # row-major pixel indices
-    if index.numel() < config.min_pixels:
+    prob = lane_prob.cpu().numpy().ravel()  # small: numpy's ops cost a fraction of torch's
+    index = np.flatnonzero(prob > config.lane_threshold)  # row-major pixel indices
+    if len(index) < config.min_pixels:
         return LaneExtraction([], label_map, {"cluster": (time.perf_counter() - start) * 1e3, "fit": 0.0})
-    points = embedding.reshape(embedding.shape[0], -1).index_select(1, index).T
-    labels = cluster(points, config.cluster_method, config.bandwidth, config.min_pixels)
-    probs = lane_prob.reshape(-1).index_select(0, index)
-    index_np, labels_np, probs_np = (t.cpu().numpy() for t in (index, labels, probs))
+    points = embedding.reshape(embedding.shape[0], -1).index_select(1, torch.from_numpy(index).to(embedding.device)).T
+    labels_np = cluster(points, config.cluster_method, config.bandwidth, config.min_pixels).cpu().numpy()
+    probs_np = prob[index]
     clustered = time.perf_counter()
-    ys_np, xs_np = np.divmod(index_np, width)
+    ys_np, xs_np = np.divmod(index, width)
 
     count = int(labels_np.max()) + 1
     if count == 0:
@@ -171,7 +172,9 @@ def merge_fragments(
     return dense.reshape(merged.shape) - int((merged < 0).any())
 
 
-def _row_sums(ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _row_sums(
+    ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of each cluster in each input row and the sums of their columns, float64 [count, height] each."""
     valid = labels >= 0
     key = labels[valid] * height + ys[valid].astype(np.int64)  # rows are whole pixels
@@ -200,7 +203,7 @@ def _merge_targets(counts: np.ndarray, sums: np.ndarray, tolerance: float = 2.0,
     degree = np.where(last - first >= 32, 2, 1)
     points = present & fittable[:, None]
     design = _design(rows, points, 2)
-    curves = _least_squares(design, centres, points.astype(np.float64), degree)
+    curves = _least_squares(design, centres, points.astype(np.float64), _used_powers(degree, points))
     # match[j, k]: cluster k lies on cluster j's curve (only pairs where j is bigger and fittable are needed)
     rank = np.empty(count, dtype=np.int64)
     order = np.argsort(-counts.sum(axis=1), kind="stable")  # biggest first
@@ -240,7 +243,7 @@ def _fit_lanes(
     counts: np.ndarray, sums: np.ndarray, confidence: np.ndarray, geometry: InputGeometry,
     image_size: tuple[int, int], config: PostprocessConfig,
 ) -> list[tuple[float, Lane] | None]:
-    """Fit x(y) through the row centroids of each lane's input pixels (row sums [L,h]); (x at the image bottom, lane)."""
+    """Fit x(y) through the row centroids of each lane's input pixels (row sums [L,h]); (bottom x, lane) or None."""
     count, height = counts.shape
     present = counts > 0
     rows = np.arange(height, dtype=np.float64)
@@ -261,7 +264,9 @@ def _fit_lanes(
     # Dashes and occluders leave gaps near the car; continue along the lane's lowest part (the near field
     # is straight), fitted on its own so that a curve further up does not bend the extension.
     near = inliers & (y >= bottom[:, None] - 0.15 * image_size[1])
-    near_line = _least_squares(design, curves.values(design), np.where(near, weight, 0.0), np.ones_like(degree))
+    near_weight = np.where(near, weight, 0.0)
+    line = _used_powers(np.ones_like(degree), near_weight > 0)
+    near_line = _least_squares(design, curves.values(design), near_weight, line)
     slope = np.where(near.sum(axis=1) >= 3, near_line.slope(bottom), curves.slope(bottom))
     xs, ys = _polylines(curves, bottom, top, slope, image_size[1] - 1.0, config)
     inside = (xs >= -0.5) & (xs <= image_size[0] - 0.5)  # NaN past the end; a shallow lane leaves at the side
@@ -290,7 +295,8 @@ def _polylines(
     j = np.arange(int((below + along).max()) + 1)[None, :] - below[:, None]  # index along the lane, < 0 below it
     ys = np.where(j < 0, image_bottom + (j + below[:, None]) * -step, bottom[:, None] + j * -step)
     ys = np.where(j == along[:, None], top[:, None], np.where(j > along[:, None], np.nan, ys))
-    xs = np.where(j < 0, curves.at_each(bottom)[:, None] + slope[:, None] * (ys - bottom[:, None]), curves.values_at(ys))
+    straight = curves.at_each(bottom)[:, None] + slope[:, None] * (ys - bottom[:, None])
+    xs = np.where(j < 0, straight, curves.values_at(ys))
     return xs, ys
 
 
@@ -310,10 +316,11 @@ def robust_polyfit(
 def _robust_fit(
     design: "_Design", x: np.ndarray, weight: np.ndarray, degree: np.ndarray, min_tolerance: float, rounds: int = 3
 ) -> tuple["_Curves", np.ndarray]:
-    """robust_polyfit of L curves at once: x and weight [L,H] (weight 0: no point), degree [L]; curves, inliers [L,H]."""
+    """robust_polyfit of L curves at once: x, weight [L,H] (weight 0: no point), degree [L]; curves, inliers [L,H]."""
     points = weight > 0
     inliers = points
-    curves = _least_squares(design, x, weight, degree)
+    used = _used_powers(degree, points)  # refined curves keep more than degree + 1 points: the same powers
+    curves = _least_squares(design, x, weight, used)
     active = points.any(axis=1)  # curves still being refined
     for _ in range(rounds):
         residual = np.abs(curves.values(design) - x)
@@ -323,7 +330,7 @@ def _robust_fit(
         if not active.any():
             break
         inliers = np.where(active[:, None], keep, inliers)
-        refit = _least_squares(design, x, weight * inliers, degree)
+        refit = _least_squares(design, x, weight * inliers, used)
         curves = curves._replace(coef=np.where(active[:, None], refit.coef, curves.coef))
     return curves, inliers
 
@@ -389,23 +396,27 @@ class _Curves(NamedTuple):
         return np.concatenate([np.zeros(self.coef.shape[1] - len(coef)), coef[::-1]])
 
 
-def _least_squares(design: _Design, x: np.ndarray, weight: np.ndarray, degree: np.ndarray) -> _Curves:
-    """Weighted least-squares x(y) for L curves: x and weight [L,H] (weight 0: not a point), degree [L] -> curves.
+def _least_squares(design: _Design, x: np.ndarray, weight: np.ndarray, used: np.ndarray) -> _Curves:
+    """Weighted least-squares x(y) for L curves: x and weight [L,H] (weight 0: not a point), powers `used` -> curves.
 
     The normal equations in the design's t are well conditioned, and one batched solve costs a fraction
-    of a lstsq per curve. A curve gets at most the degree that its number of points (distinct y) determines.
+    of a lstsq per curve. Powers a curve does not use (_used_powers) get an identity row: coefficient 0.
     """
-    size = int(degree.max()) + 1
+    size = used.shape[1]
     w2 = weight * weight
     moments = (design.powers[: 2 * size - 1] * w2).sum(axis=2).T  # [L, 2 size - 1]: sum w^2 t^k
-    rhs = (design.powers[:size] * (w2 * x)).sum(axis=2).T  # [L, size]: sum w^2 x t^k
+    rhs = (design.powers[:size] * (w2 * x)).sum(axis=2).T * used  # [L, size]: sum w^2 x t^k
     k = np.arange(size)
-    # powers beyond a curve's degree (or beyond what its points determine) get an identity row, coefficient 0
-    used = (k[None, :] <= np.minimum(degree, (weight > 0).sum(axis=1) - 1)[:, None]).astype(np.float64)
     gram = moments[:, k[:, None] + k[None, :]] * used[:, :, None] * used[:, None, :]
     gram += np.eye(size) * (1.0 - used[:, None, :])
-    coef = np.linalg.solve(gram, (rhs * used)[..., None])[..., 0]
-    return _Curves(coef, design.centre, design.scale)
+    return _Curves(np.linalg.solve(gram, rhs[..., None])[..., 0], design.centre, design.scale)
+
+
+def _used_powers(degree: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Powers 0..max degree each of L curves fits, float 0/1 [L, max degree + 1]: up to its degree, and to
+    what its number of points [L,H] (distinct y) determines."""
+    k = np.arange(int(degree.max()) + 1)
+    return (k[None, :] <= np.minimum(degree, points.sum(axis=1) - 1)[:, None]).astype(np.float64)
 
 
 def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
