@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings  # noqa: F401  (cluster_embeddings: public API)
+from .clustering import CLUSTER_METHODS, cluster, one_cpu_thread
+from .clustering import cluster_embeddings  # noqa: F401  (public API)
 from .preprocess import InputGeometry
 from .settings import Bounds, check_settings, setting
 from .tusimple import ABSENT
@@ -91,32 +92,52 @@ def extract_lanes(
     config: PostprocessConfig,
 ) -> LaneExtraction:
     """lane_prob [H,W] and embedding [D,H,W] of one image -> lanes left to right at the image bottom."""
-    start = time.perf_counter()
-    label_map = np.zeros(tuple(lane_prob.shape), dtype=np.uint8)
-    ys, xs = torch.nonzero(lane_prob > config.lane_threshold, as_tuple=True)
-    if ys.numel() < config.min_pixels:
-        return LaneExtraction([], label_map, {"cluster": (time.perf_counter() - start) * 1e3, "fit": 0.0})
-    labels = cluster(embedding[:, ys, xs].T, config.cluster_method, config.bandwidth, config.min_pixels)
-    probs = lane_prob[ys, xs]
-    ys_np, xs_np, labels_np, probs_np = (t.cpu().numpy() for t in (ys, xs, labels, probs))
-    clustered = time.perf_counter()
-    labels_np = merge_fragments(ys_np, xs_np, labels_np)
+    with one_cpu_thread():  # small tensors: see one_cpu_thread
+        return _extract_lanes(lane_prob, embedding, geometry, image_size, config)
 
-    fitted = []  # (bottom x, cluster, lane)
-    for k in range(int(labels_np.max()) + 1 if labels_np.size else 0):
-        sel = labels_np == k
-        fit = _fit_lane(xs_np[sel], ys_np[sel], float(probs_np[sel].mean()), geometry, image_size, config)
-        if fit is not None:
-            fitted.append((fit[0], k, fit[1]))
+
+def _extract_lanes(
+    lane_prob: torch.Tensor, embedding: torch.Tensor, geometry: InputGeometry, image_size: tuple[int, int],
+    config: PostprocessConfig,
+) -> LaneExtraction:
+    """extract_lanes on the current thread settings."""
+    start = time.perf_counter()
+    height, width = lane_prob.shape
+    label_map = np.zeros((height, width), dtype=np.uint8)
+    prob = lane_prob.cpu().numpy().ravel()  # small: numpy's ops cost a fraction of torch's
+    index = np.flatnonzero(prob > config.lane_threshold)  # row-major pixel indices
+    if len(index) < config.min_pixels:
+        return LaneExtraction([], label_map, {"cluster": (time.perf_counter() - start) * 1e3, "fit": 0.0})
+    points = embedding.reshape(embedding.shape[0], -1).index_select(1, torch.from_numpy(index).to(embedding.device)).T
+    labels_np = cluster(points, config.cluster_method, config.bandwidth, config.min_pixels).cpu().numpy()
+    probs_np = prob[index]
+    clustered = time.perf_counter()
+    ys_np, xs_np = np.divmod(index, width)
+
+    count = int(labels_np.max()) + 1
+    if count == 0:
+        return LaneExtraction([], label_map, {"cluster": (clustered - start) * 1e3, "fit": 0.0})
+    valid = labels_np >= 0
+    counts, sums = _row_sums(ys_np, xs_np, labels_np, count, height)
+    prob_sums = np.bincount(labels_np[valid], weights=probs_np[valid], minlength=count)
+    group = _merge_targets(counts, sums)  # cluster -> its lane
+    if not np.array_equal(group, np.arange(count)):
+        _, group = np.unique(group, return_inverse=True)  # lanes 0..G-1
+        counts, sums, prob_sums = (_sum_groups(a, group) for a in (counts, sums, prob_sums))
+    confidence = prob_sums / counts.sum(axis=1)
+
+    fitted = [(fit[0], g, fit[1]) for g, fit in enumerate(_fit_lanes(counts, sums, confidence, geometry,
+                                                                     image_size, config)) if fit is not None]
     fitted.sort(key=lambda item: item[2].pixel_count, reverse=True)
     fitted = sorted(fitted[: config.max_lanes], key=lambda item: item[0])
     centre = image_size[0] / 2.0
     left = sum(bottom_x < centre for bottom_x, _, _ in fitted)
-    lane_of_cluster = np.zeros(int(labels_np.max()) + 2, dtype=np.uint8)  # index label + 1; noise -> 0
-    for i, (_, k, lane) in enumerate(fitted):
+    lane_of_group = np.zeros(len(counts), dtype=np.uint8)
+    for i, (_, g, lane) in enumerate(fitted):
         lane.id = i + 1
         lane.position = i - left if i < left else i - left + 1  # ..., -2, -1 | 1, 2, ...
-        lane_of_cluster[k + 1] = lane.id
+        lane_of_group[g] = lane.id
+    lane_of_cluster = np.concatenate([[0], lane_of_group[group]]).astype(np.uint8)  # index label + 1; noise -> 0
     label_map[ys_np, xs_np] = lane_of_cluster[labels_np + 1]
     lanes = [lane for _, _, lane in fitted]
     timings = {"cluster": (clustered - start) * 1e3, "fit": (time.perf_counter() - clustered) * 1e3}
@@ -135,28 +156,70 @@ def merge_fragments(
     count = int(labels.max()) + 1 if labels.size else 0
     if count < 2:
         return labels
-    sizes = np.bincount(labels[labels >= 0], minlength=count)
-    kept: list[tuple[int, float, float, np.ndarray]] = []  # (label, first row, last row, x(y) coefficients)
-    target = np.arange(count)
-    for k in np.argsort(-sizes, kind="stable"):
-        sel = labels == k
-        rows, inverse, counts = np.unique(ys[sel], return_inverse=True, return_counts=True)
-        centres = np.bincount(inverse, weights=xs[sel]) / counts
-        for label, first, last, coefficients in kept:
-            margin = reach * (last - first)
-            near = (rows >= first - margin) & (rows <= last + margin)
-            if near.mean() >= 0.8 and _median(np.abs(np.polyval(coefficients, rows[near]) - centres[near])) <= tolerance:
-                target[k] = label
-                break
-        else:
-            if len(rows) >= 3:
-                degree = 2 if rows[-1] - rows[0] >= 32 else 1
-                kept.append((int(k), float(rows[0]), float(rows[-1]), _polyfit(rows, centres, np.ones(len(rows)), degree)))
+    target = _merge_targets(*_row_sums(ys, xs, labels, count, int(ys.max()) + 1), tolerance, reach)
     if np.array_equal(target, np.arange(count)):
         return labels
     merged = np.where(labels >= 0, target[np.maximum(labels, 0)], -1)
     _, dense = np.unique(merged, return_inverse=True)  # renumber 0..K-1 (-1 stays first, then shifted)
     return dense.reshape(merged.shape) - int((merged < 0).any())
+
+
+def _row_sums(
+    ys: np.ndarray, xs: np.ndarray, labels: np.ndarray, count: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of each cluster in each input row and the sums of their columns, float64 [count, height] each."""
+    valid = labels >= 0
+    key = labels[valid] * height + ys[valid].astype(np.int64)  # rows are whole pixels
+    counts = np.bincount(key, minlength=count * height).reshape(count, height).astype(np.float64)
+    sums = np.bincount(key, weights=xs[valid], minlength=count * height).reshape(count, height)
+    return counts, sums
+
+
+def _sum_groups(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Rows of `values` [K,...] summed by `group` [K] (0..G-1) -> [G,...]."""
+    out = np.zeros((int(group.max()) + 1,) + values.shape[1:])
+    np.add.at(out, group, values)
+    return out
+
+
+def _merge_targets(counts: np.ndarray, sums: np.ndarray, tolerance: float = 2.0, reach: float = 0.3) -> np.ndarray:
+    """merge_fragments on row sums [K,H]: the label [K] each cluster joins (itself when it stays a lane)."""
+    count, height = counts.shape
+    present = counts > 0
+    n_rows = present.sum(axis=1)
+    rows = np.arange(height, dtype=np.float64)
+    centres = sums / np.where(present, counts, 1.0)
+    first = np.argmax(present, axis=1)
+    last = height - 1 - np.argmax(present[:, ::-1], axis=1)
+    fittable = n_rows >= 3
+    degree = np.where(last - first >= 32, 2, 1)
+    points = present & fittable[:, None]
+    design = _design(rows, points, 2)
+    curves = _least_squares(design, centres, points.astype(np.float64), _used_powers(degree, points))
+    # match[j, k]: cluster k lies on cluster j's curve (only pairs where j is bigger and fittable are needed)
+    rank = np.empty(count, dtype=np.int64)
+    order = np.argsort(-counts.sum(axis=1), kind="stable")  # biggest first
+    rank[order] = np.arange(count)
+    margin = reach * (last - first)
+    near = present[None, :, :] & (rows >= first[:, None, None] - margin[:, None, None]) & (
+        rows <= last[:, None, None] + margin[:, None, None])  # [j, k, H]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        covered = near.sum(axis=2) / n_rows[None, :] >= 0.8
+    candidates = np.nonzero(covered & fittable[:, None] & (rank[:, None] < rank[None, :]))
+    match = np.zeros((count, count), dtype=bool)
+    if len(candidates[0]):
+        j, k = candidates
+        deviation = np.abs(curves.values(design)[j] - centres[k])
+        match[j, k] = _masked_median(deviation, near[j, k]) <= tolerance
+    target = np.arange(count)
+    kept: list[int] = []
+    for k in order:
+        into = next((j for j in kept if match[j, k]), None)
+        if into is not None:
+            target[k] = into
+        elif fittable[k]:
+            kept.append(int(k))
+    return target
 
 
 def instance_mask(label_map: np.ndarray, geometry: InputGeometry, image_size: tuple[int, int]) -> np.ndarray:
@@ -168,76 +231,189 @@ def instance_mask(label_map: np.ndarray, geometry: InputGeometry, image_size: tu
     return mask
 
 
-def _fit_lane(
-    xs: np.ndarray, ys: np.ndarray, confidence: float, geometry: InputGeometry,
+def _fit_lanes(
+    counts: np.ndarray, sums: np.ndarray, confidence: np.ndarray, geometry: InputGeometry,
     image_size: tuple[int, int], config: PostprocessConfig,
-) -> tuple[float, Lane] | None:
-    """Fit x(y) through the row centroids of one cluster's input pixels; (x at the image bottom, the lane)."""
-    rows, inverse, counts = np.unique(ys, return_inverse=True, return_counts=True)
-    if len(rows) < 3:
-        return None
-    centroids = np.bincount(inverse, weights=xs) / counts
-    image_xy = geometry.to_image(np.stack([centroids, rows], axis=1))
-    y, x, weight = image_xy[:, 1], image_xy[:, 0], np.sqrt(counts)
-    span = y[-1] - y[0]
+) -> list[tuple[float, Lane] | None]:
+    """Fit x(y) through the row centroids of each lane's input pixels (row sums [L,h]); (bottom x, lane) or None."""
+    count, height = counts.shape
+    present = counts > 0
+    rows = np.arange(height, dtype=np.float64)
+    image_xy = geometry.to_image(np.stack([(sums / np.where(present, counts, 1.0)).ravel(), np.tile(rows, count)], 1))
+    x, y = image_xy[:, 0].reshape(count, height), image_xy[:height, 1]
+    first = np.argmax(present, axis=1)
+    last = height - 1 - np.argmax(present[:, ::-1], axis=1)
+    fittable = present.sum(axis=1) >= 3
+    weight = np.where(present & fittable[:, None], np.sqrt(counts), 0.0)
     # A short lane cannot tell a curve from noise: fit a line unless it spans a quarter of the road image.
-    degree = config.poly_degree if span >= 0.25 * (image_size[1] - geometry.top) else 1
-    coefficients, inliers = robust_polyfit(y, x, weight, degree, min_tolerance=1.5 / geometry.scale_x)
-    if inliers.sum() < 3:
-        return None
-    y, weight = y[inliers], weight[inliers]
+    degree = np.where(y[last] - y[first] >= 0.25 * (image_size[1] - geometry.top), config.poly_degree, 1)
+    design = _design(y, weight > 0, config.poly_degree)
+    curves, inliers = _robust_fit(design, x, weight, degree, min_tolerance=1.5 / geometry.scale_x)
+    fittable &= inliers.sum(axis=1) >= 3
     half_row = 0.5 / geometry.scale_y
-    top, bottom = y[0] - half_row, y[-1] + half_row
-    step = config.polyline_step
-    sample_ys = np.append(np.arange(bottom, top, -step), top)  # every `step` rows, and the lane's far end
-    sample_xs = np.polyval(coefficients, sample_ys)
+    top = y[np.argmax(inliers, axis=1)] - half_row
+    bottom = y[height - 1 - np.argmax(inliers[:, ::-1], axis=1)] + half_row
     # Dashes and occluders leave gaps near the car; continue along the lane's lowest part (the near field
     # is straight), fitted on its own so that a curve further up does not bend the extension.
-    near = y >= bottom - 0.15 * image_size[1]
-    if near.sum() >= 3:
-        slope = _polyfit(y[near], np.polyval(coefficients, y[near]), weight[near], 1)[0]
-    else:
-        slope = np.polyval(np.polyder(coefficients), bottom)
-    image_bottom = image_size[1] - 1.0
-    bottom_x = float(sample_xs[0] + slope * (image_bottom - bottom))
-    if config.extend_to_bottom and bottom < image_bottom:
-        extra_ys = np.arange(image_bottom, bottom, -step)
-        sample_ys = np.concatenate([extra_ys, sample_ys])
-        sample_xs = np.concatenate([sample_xs[0] + slope * (extra_ys - bottom), sample_xs])
-    inside = (sample_xs >= -0.5) & (sample_xs <= image_size[0] - 0.5)  # a shallow lane leaves at the side
-    if inside.sum() < 2:
-        return None
-    points = np.stack([sample_xs[inside], sample_ys[inside]], axis=1).astype(np.float32)
-    return bottom_x, Lane(0, points, confidence, int(len(xs)))
+    near = inliers & (y >= bottom[:, None] - 0.15 * image_size[1])
+    near_weight = np.where(near, weight, 0.0)
+    line = _used_powers(np.ones_like(degree), near_weight > 0)
+    near_line = _least_squares(design, curves.values(design), near_weight, line)
+    slope = np.where(near.sum(axis=1) >= 3, near_line.slope(bottom), curves.slope(bottom))
+    xs, ys = _polylines(curves, bottom, top, slope, image_size[1] - 1.0, config)
+    inside = (xs >= -0.5) & (xs <= image_size[0] - 0.5)  # NaN past the end; a shallow lane leaves at the side
+    fittable &= inside.sum(axis=1) >= 2
+    bottom_x = curves.at_each(bottom) + slope * (image_size[1] - 1.0 - bottom)
+    return [(float(bottom_x[i]), Lane(0, np.stack([xs[i, inside[i]], ys[i, inside[i]]], axis=1).astype(np.float32),
+                                      float(confidence[i]), int(counts[i].sum()))) if fittable[i] else None
+            for i in range(count)]
+
+
+def _polylines(
+    curves: "_Curves", bottom: np.ndarray, top: np.ndarray, slope: np.ndarray, image_bottom: float,
+    config: PostprocessConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each lane's points from the image bottom up, x and y [L,M] (y NaN past a lane's end).
+
+    Every `polyline_step` rows from the lane's bottom up and its far end; below its bottom (extend_to_bottom)
+    every `polyline_step` rows up from the image bottom, straight along `slope`.
+    """
+    step = config.polyline_step
+    # as many points as np.arange(bottom, top, -step) and np.arange(image_bottom, bottom, -step) give
+    along = np.ceil((top - bottom) / -step).astype(np.int64)
+    below = np.maximum(np.ceil((bottom - image_bottom) / -step).astype(np.int64), 0)
+    if not config.extend_to_bottom:
+        below[:] = 0
+    j = np.arange(int((below + along).max()) + 1)[None, :] - below[:, None]  # index along the lane, < 0 below it
+    ys = np.where(j < 0, image_bottom + (j + below[:, None]) * -step, bottom[:, None] + j * -step)
+    ys = np.where(j == along[:, None], top[:, None], np.where(j > along[:, None], np.nan, ys))
+    straight = curves.at_each(bottom)[:, None] + slope[:, None] * (ys - bottom[:, None])
+    xs = np.where(j < 0, straight, curves.values_at(ys))
+    return xs, ys
 
 
 def robust_polyfit(
     y: np.ndarray, x: np.ndarray, weight: np.ndarray, degree: int, min_tolerance: float, rounds: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted polynomial x(y) that drops points far from the fit (beyond 3 robust sigmas); coefficients, inliers."""
-    inliers = np.ones(len(y), dtype=bool)
-    coefficients = _polyfit(y, x, weight, degree)
+    y, weight = np.asarray(y, dtype=np.float64), np.asarray(weight, dtype=np.float64)[None]
+    usable = max(min(degree, len(np.unique(y[weight[0] > 0])) - 1), 0)  # what the distinct y determine
+    design = _design(y, weight > 0, usable)
+    curves, inliers = _robust_fit(design, np.asarray(x, dtype=np.float64)[None], weight, np.array([usable]),
+                                  min_tolerance, rounds)
+    coefficients = curves.coefficients(0)
+    return np.concatenate([np.zeros(degree + 1 - len(coefficients)), coefficients]), inliers[0]
+
+
+def _robust_fit(
+    design: "_Design", x: np.ndarray, weight: np.ndarray, degree: np.ndarray, min_tolerance: float, rounds: int = 3
+) -> tuple["_Curves", np.ndarray]:
+    """robust_polyfit of L curves at once: x, weight [L,H] (weight 0: no point), degree [L]; curves, inliers [L,H]."""
+    points = weight > 0
+    inliers = points
+    used = _used_powers(degree, points)  # refined curves keep more than degree + 1 points: the same powers
+    curves = _least_squares(design, x, weight, used)
+    active = points.any(axis=1)  # curves still being refined
     for _ in range(rounds):
-        residual = np.abs(np.polyval(coefficients, y) - x)
-        tolerance = max(3.0 * 1.4826 * _median(residual[inliers]), min_tolerance)
-        keep = residual <= tolerance
-        if keep.sum() <= degree + 1 or np.array_equal(keep, inliers):
+        residual = np.abs(curves.values(design) - x)
+        tolerance = np.maximum(3.0 * 1.4826 * _masked_median(residual, inliers), min_tolerance)
+        keep = points & (residual <= tolerance[:, None])
+        active &= (keep.sum(axis=1) > degree + 1) & (keep != inliers).any(axis=1)
+        if not active.any():
             break
-        inliers = keep
-        coefficients = _polyfit(y[inliers], x[inliers], weight[inliers], degree)
-    return coefficients, inliers
+        inliers = np.where(active[:, None], keep, inliers)
+        refit = _least_squares(design, x, weight * inliers, used)
+        curves = curves._replace(coef=np.where(active[:, None], refit.coef, curves.coef))
+    return curves, inliers
 
 
-def _polyfit(y: np.ndarray, x: np.ndarray, weight: np.ndarray, degree: int) -> np.ndarray:
-    """Weighted least-squares x(y), coefficients highest power first (np.polyfit without its checks: 2x faster)."""
-    vander = np.vander(y.astype(np.float64), degree + 1)
-    return np.linalg.lstsq(vander * weight[:, None], x * weight, rcond=None)[0]
+class _Design(NamedTuple):
+    """Powers of t = (y - centre) / scale at every y of L curves; t spans [-1, 1] over each curve's points."""
+
+    centre: np.ndarray  # [L]
+    scale: np.ndarray  # [L]
+    powers: np.ndarray  # [2 * degree + 1, L, H]: t**k
 
 
-def _median(values: np.ndarray) -> float:
-    """np.median of a 1-D array, by partitioning (a quarter of its cost on the small arrays used here)."""
-    half = len(values) // 2
-    if len(values) % 2:
-        return float(np.partition(values, half)[half])
-    low, high = np.partition(values, [half - 1, half])[half - 1 : half + 1]
-    return 0.5 * float(low + high)
+def _design(y: np.ndarray, points: np.ndarray, degree: int) -> _Design:
+    """The basis for fits of up to `degree` to L curves with points [L,H] at y [H] or [L,H]."""
+    count = points.sum(axis=1)
+    low, high = np.where(points, y, np.inf).min(axis=1), np.where(points, y, -np.inf).max(axis=1)
+    with np.errstate(invalid="ignore"):  # curves without points: inf - inf
+        centre = np.where(count > 0, 0.5 * (low + high), 0.0)
+        scale = np.where(high > low, 0.5 * (high - low), 1.0)
+    t = (y - centre[:, None]) / scale[:, None]
+    powers = np.empty((2 * degree + 1,) + points.shape)
+    powers[0] = 1.0
+    for k in range(1, 2 * degree + 1):
+        np.multiply(powers[k - 1], t, out=powers[k])
+    return _Design(centre, scale, powers)
+
+
+class _Curves(NamedTuple):
+    """L polynomials x(y) = sum_k coef[:, k] * t**k, t = (y - centre) / scale."""
+
+    coef: np.ndarray  # [L, degree + 1], lowest power first
+    centre: np.ndarray  # [L]
+    scale: np.ndarray  # [L]
+
+    def values(self, design: _Design) -> np.ndarray:
+        """Every curve at its design's y -> [L,H]."""
+        return np.einsum("lk,klh->lh", self.coef, design.powers[: self.coef.shape[1]])
+
+    def values_at(self, y: np.ndarray) -> np.ndarray:
+        """Every curve at its own points y [L,M] -> [L,M]."""
+        t = (y - self.centre[:, None]) / self.scale[:, None]
+        out = np.repeat(self.coef[:, -1:], t.shape[1], axis=1)
+        for k in range(self.coef.shape[1] - 2, -1, -1):
+            out = out * t + self.coef[:, k : k + 1]
+        return out
+
+    def at_each(self, y: np.ndarray) -> np.ndarray:
+        """Curve i at y[i], [L] -> [L]."""
+        return self.values_at(y[:, None])[:, 0]
+
+    def slope(self, y: np.ndarray) -> np.ndarray:
+        """dx/dy of each curve at its own y [L] -> [L]."""
+        t = (y - self.centre) / self.scale
+        out = np.zeros_like(t)
+        for k in range(self.coef.shape[1] - 1, 0, -1):
+            out = out * t + k * self.coef[:, k]
+        return out / self.scale
+
+    def coefficients(self, i: int) -> np.ndarray:
+        """Curve i's coefficients in y, highest power first (np.polyval's order)."""
+        low, high = self.centre[i] - self.scale[i], self.centre[i] + self.scale[i]
+        coef = np.polynomial.Polynomial(self.coef[i], domain=[low, high]).convert().coef
+        return np.concatenate([np.zeros(self.coef.shape[1] - len(coef)), coef[::-1]])
+
+
+def _least_squares(design: _Design, x: np.ndarray, weight: np.ndarray, used: np.ndarray) -> _Curves:
+    """Weighted least-squares x(y) for L curves: x and weight [L,H] (weight 0: not a point), powers `used` -> curves.
+
+    The normal equations in the design's t are well conditioned, and one batched solve costs a fraction
+    of a lstsq per curve. Powers a curve does not use (_used_powers) get an identity row: coefficient 0.
+    """
+    size = used.shape[1]
+    w2 = weight * weight
+    moments = (design.powers[: 2 * size - 1] * w2).sum(axis=2).T  # [L, 2 size - 1]: sum w^2 t^k
+    rhs = (design.powers[:size] * (w2 * x)).sum(axis=2).T * used  # [L, size]: sum w^2 x t^k
+    k = np.arange(size)
+    gram = moments[:, k[:, None] + k[None, :]] * used[:, :, None] * used[:, None, :]
+    gram += np.eye(size) * (1.0 - used[:, None, :])
+    return _Curves(np.linalg.solve(gram, rhs[..., None])[..., 0], design.centre, design.scale)
+
+
+def _used_powers(degree: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Powers 0..max degree each of L curves fits, float 0/1 [L, max degree + 1]: up to its degree, and to
+    what its number of points [L,H] (distinct y) determines."""
+    k = np.arange(int(degree.max()) + 1)
+    return (k[None, :] <= np.minimum(degree, points.sum(axis=1) - 1)[:, None]).astype(np.float64)
+
+
+def _masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """np.median of each row's masked entries, [R,H] -> [R] (rows without any: inf)."""
+    n = mask.sum(axis=1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=1)
+    rows = np.arange(len(values))
+    return 0.5 * (ordered[rows, np.maximum(n - 1, 0) // 2] + ordered[rows, n // 2])

@@ -83,3 +83,29 @@ def test_lanes_with_a_gap_at_the_bottom_continue_straight_to_the_image_bottom():
             # the continuation keeps the lane's slope: x grows 0.5 input px per input row
             slope = (lane.points[0, 0] - lane.points[10, 0]) / (lane.points[0, 1] - lane.points[10, 1])
             assert slope == pytest.approx(0.5 * geometry.scale_y / geometry.scale_x, rel=0.05)
+
+
+def test_a_fragment_on_a_bigger_lanes_curve_joins_it_and_a_separate_lane_does_not():
+    from lane_seg_core.postprocess import merge_fragments
+
+    rows = np.arange(20, 120)
+    lane = np.stack([rows, (60 + 0.5 * (rows - 20)).round()], axis=1)  # (y, x) of a straight lane
+    piece = lane[-15:] + [0, 1]  # its near end, one column off, clustered apart
+    other = np.stack([rows[:40], np.full(40, 200)], axis=1)  # a separate lane
+    points = np.concatenate([lane[:-15], piece, other])
+    labels = np.repeat([0, 1, 2], [len(lane) - 15, len(piece), len(other)])
+    merged = merge_fragments(points[:, 0], points[:, 1], labels)
+    assert merged.tolist() == np.repeat([0, 0, 1], [len(lane) - 15, len(piece), len(other)]).tolist()
+
+
+def test_extract_lanes_leaves_the_callers_thread_count_alone():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        prob = torch.zeros(128, 256)
+        prob[20:100, 60] = 1.0
+        lanes = extract_lanes(prob, torch.zeros(5, 128, 256), PREP.geometry(1280, 720), (1280, 720),
+                              PostprocessConfig(min_pixels=5)).lanes
+        assert len(lanes) == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
