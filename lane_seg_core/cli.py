@@ -60,6 +60,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
     p.add_argument("--val-every", type=int, default=d.val_every, help="steps between validations")
     p.add_argument("--val-frames", type=int, default=d.val_frames)
+    p.add_argument("--log-every", type=int, default=d.log_every,
+                   help="steps between loss figures (TensorBoard; a line on stderr with --no-progress)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=_run_train)
 
@@ -68,7 +70,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, Trainer
 
     fields = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
-    metrics = Trainer(TrainConfig(**fields)).run()
+    trainer = Trainer(TrainConfig(**fields))
+    metrics = trainer.run()
+    if trainer.stopped_by is not None:
+        return 128 + trainer.stopped_by  # as a shell reports a killed process: 130 for SIGINT, 143 for SIGTERM
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun only rank 0 reports
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

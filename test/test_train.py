@@ -1,8 +1,19 @@
-"""Trainer: checkpoints hold everything inference needs, --resume continues exactly, bad checkpoints are refused."""
+"""Trainer: checkpoints hold everything inference needs, --resume continues exactly, bad checkpoints are refused,
+non-finite losses never reach the weights, and SIGINT/SIGTERM stop training and validation at once (DDP too)."""
 
+import copy
+import json
 import os
 import pickle
+import queue
 import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +21,11 @@ import torch
 from lane_seg_core.checkpoint import CheckpointError, load_checkpoint
 from lane_seg_core.cli import main as cli
 from lane_seg_core.inference import LaneDetector
+from lane_seg_core.loss import LaneSegLossTerms
 from lane_seg_core.train import TrainConfig, Trainer, epoch_batches, warmup_cosine
 from tusimple_folders import straight_lane, write_folder
+
+RANK_WEIGHTS = Path(__file__).parent / "train_saving_rank_weights.py"
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +35,21 @@ def data(tmp_path_factory):
     frames = [[straight_lane(150 + k * 350 + rng.randint(-40, 40), 560 + k * 50) for k in range(rng.randint(2, 3))]
               for _ in range(12)]
     write_folder(root, frames)
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_validation(data, tmp_path_factory):
+    """1000 validation frames (hard links to the 12 images): a validation that lasts far longer than a stop may."""
+    root = tmp_path_factory.mktemp("long_val")
+    records = [json.loads(line) for line in (data / "label_data_test.json").read_text().splitlines()]
+    lines = []
+    for i in range(1000):
+        record = dict(records[i % len(records)], raw_file=f"clips/v/{i}/20.jpg")
+        (root / record["raw_file"]).parent.mkdir(parents=True)
+        os.link(data / records[i % len(records)]["raw_file"], root / record["raw_file"])
+        lines.append(json.dumps(record))
+    (root / "label_data_val.json").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -157,21 +186,229 @@ def test_mixed_precision_step_is_finite(data, tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
 
 
+def _nan_image(batch):
+    images, binary, instances = batch
+    images = images.clone()
+    images[0, :, :4, :4] = float("nan")
+    return images, binary, instances
+
+
+def _finite_loss_nan_gradient(logits, embedding, binary, instances):
+    zero = torch.sqrt(logits.float().sum() * 0)  # 0, but its gradient is inf * 0 = nan
+    return LaneSegLossTerms(zero, zero, zero, zero, zero)
+
+
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("broken", ["loss", "gradient"])
+def test_a_non_finite_loss_or_gradient_stops_before_the_weights_change(data, tmp_path, amp, broken):
+    trainer = Trainer(config(data, tmp_path, amp=amp, val=None, img_size=(64, 32)))
+    batches = trainer._loader(0)
+    trainer.train_step(next(batches))  # a good step first, so that the optimiser has state to spoil
+    trainer.step = 1
+    params = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    optimiser = copy.deepcopy(trainer.optimizer.state_dict())
+    batch = next(batches)
+    if broken == "loss":
+        batch = _nan_image(batch)
+    else:
+        trainer.criterion = _finite_loss_nan_gradient
+    with pytest.raises(FloatingPointError, match=r"step 2: .*(seg=nan|gradients became non-finite).*still those of step 1"):
+        trainer.train_step(batch)
+    for k, v in trainer.model.named_parameters():
+        assert torch.equal(v, params[k]), k
+    after = trainer.optimizer.state_dict()["state"]
+    for index, state in optimiser["state"].items():
+        for name, value in state.items():
+            assert torch.equal(after[index][name], value), (index, name)
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_signal_during_a_step_stops_after_it_and_a_second_one_at_once(data, tmp_path, signals):
+    """One SIGINT during step 4 stops the run after it; a second one leaves at once (last.pt of step 3 stays)."""
+    trainer = Trainer(config(data, tmp_path, val=None, img_size=(64, 32)))  # 3 steps an epoch
+    criterion = trainer.criterion
+
+    def signalling_criterion(*args):
+        if trainer.step == 3:
+            for _ in range(signals):
+                os.kill(os.getpid(), signal.SIGINT)
+        return criterion(*args)
+
+    trainer.criterion = signalling_criterion
+    before = signal.getsignal(signal.SIGINT)
+    if signals == 1:
+        trainer.run()
+        assert trainer.stopped_by == signal.SIGINT and trainer.step == 4
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+    assert signal.getsignal(signal.SIGINT) is before
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last.training_state["step"] == (4 if signals == 1 else 3)
+    if signals == 1:
+        for k, v in trainer.model.state_dict().items():
+            assert torch.equal(last.state_dict[k], v), k
+
+
+class _Child:
+    """A command in its own process group (session), its stdout and stderr read line by line as they come."""
+
+    def __init__(self, command: list[str]) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 120) -> str:
+        """The first line matching `pattern`; AssertionError with the output if the child ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()[-3000:]}")
+            self.lines.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def output(self) -> str:
+        """Everything read so far, and the rest once the child has closed its output."""
+        if self.proc.poll() is not None:
+            try:
+                while (line := self._queue.get(timeout=10)) is not None:
+                    self.lines.append(line)
+                self._queue.put(None)
+            except queue.Empty:  # a grandchild still holds the pipe open
+                pass
+        return "".join(self.lines)
+
+    def kill(self, pgids: list[int] = ()) -> None:
+        """Kill this group and the other groups (torchrun starts each worker in a session of its own)."""
+        for pgid in (self.proc.pid, *pgids):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
+
+def _train_command(data, val, out, *extra):
+    return ["--data", str(data), "--val", str(val), "--out", str(out), "--width", "0.125", "--img-size", "64", "32",
+            "--batch-size", "2", "--epochs", "20", "--val-every", "2", "--device", "cpu", "--no-progress",
+            "--log-every", "1", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM-to-the-trainer", "SIGINT-to-the-group"])
+def test_a_signal_during_validation_abandons_it_and_exits_within_5_s(data, long_validation, tmp_path, sig, to_group):
+    """`lane-seg train` stopped while it validates: exit 128 + signal, last.pt of the last step, nothing left running.
+
+    SIGINT goes to the whole group as Ctrl-C does, data-loader workers included; SIGTERM to the trainer alone.
+    """
+    child = _Child([sys.executable, "-m", "lane_seg_core.cli", "train",
+                    *_train_command(data, long_validation, tmp_path, "--val-frames", "1000", "--workers", "2")])
+    try:
+        child.wait_for(r"^step 1/")
+        child.wait_for(r"^validating at step 2 on 1000 frames")
+        sent = time.monotonic()
+        (os.killpg if to_group else os.kill)(child.proc.pid, sig)
+        code = child.proc.wait(timeout=5)
+        print(f"{sig.name}: exit {time.monotonic() - sent:.2f} s after the signal")
+        assert code == 128 + sig, child.output()[-3000:]
+        with pytest.raises(ProcessLookupError):
+            os.killpg(child.proc.pid, 0)  # no data-loader worker left behind
+        output = child.output()
+        assert f"{sig.name}: validation at step 2 abandoned" in output
+        assert f"{sig.name}: stopped after step 2" in output
+        last = load_checkpoint(tmp_path / "last.pt")
+        assert last.training_state["step"] == 2
+        assert "val_accuracy" not in last.metrics  # the abandoned validation's partial figures are not used
+        assert not list(tmp_path.glob(".*.tmp"))
+    finally:
+        child.kill()
+
+
+def _rank_pids(agent: int, world: int) -> dict[int, int]:
+    """torchrun's worker processes by rank (read from their environment), once all have started."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ranks = {}
+        try:
+            for pid in map(int, Path(f"/proc/{agent}/task/{agent}/children").read_text().split()):
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                rank = next((int(e[5:]) for e in environ if e.startswith(b"RANK=")), None)
+                if rank is not None:
+                    ranks[rank] = pid
+        except FileNotFoundError:  # a process that has just ended
+            pass
+        if len(ranks) == world:
+            return ranks
+        time.sleep(0.1)
+    raise AssertionError(f"torchrun (pid {agent}) did not start {world} workers")
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
-    """Two processes (gloo on CPU; NCCL on GPUs) run the ordinary train command and agree on the weights."""
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "lane_seg_core.cli", "train", "--data", str(data), "--out", str(tmp_path), "--width", "0.125",
-           "--batch-size", "2", "--epochs", "1", "--workers", "0", "--device", "cpu", "--no-progress"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("done:") == 1  # only rank 0 reports
+    """Two processes (gloo on CPU; NCCL on GPUs) run the train command, validate mid-run together and end with
+    the same weights (each saves its own: train_saving_rank_weights.py)."""
+    child = _Child(_torchrun(str(RANK_WEIGHTS), "train", "--data", str(data), "--val", str(data), "--out", str(tmp_path),
+                             "--width", "0.125", "--img-size", "128", "64", "--batch-size", "2", "--epochs", "1",
+                             "--val-every", "2", "--val-frames", "5", "--workers", "0", "--device", "cpu", "--no-progress"))
+    groups = []
+    try:
+        groups = list(_rank_pids(child.proc.pid, 2).values())  # each worker leads a session of its own
+        code = child.proc.wait(timeout=240)
+        output = child.output()
+        assert code == 0, output[-3000:]
+    finally:
+        child.kill(groups)
+    assert output.count("done:") == 1  # only rank 0 reports
+    assert output.count("validating at step") == 2  # at step 2 (--val-every) and at the end, step 3
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt.training_state["step"] == 12 // (2 * 2)  # each step consumed one batch per process
+    assert "val_accuracy" in ckpt.metrics  # scored over all 5 frames: missing ones would be an error
+    weights = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for key, value in ckpt.state_dict.items():  # parameters and batch-norm statistics alike
+        assert torch.equal(weights[0][key], value) and torch.equal(weights[1][key], value), key
+
+
+@pytest.mark.slow
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_during_validation(data, long_validation, tmp_path):
+    """SIGTERM to rank 1 alone while both validate: rank 0 hears of it at the next batch, and both stop at once."""
+    child = _Child(_torchrun("-m", "lane_seg_core.cli", "train",
+                             *_train_command(data, long_validation, tmp_path, "--val-frames", "1000", "--workers", "1")))
+    groups = []
+    try:
+        ranks = _rank_pids(child.proc.pid, 2)
+        groups = list(ranks.values())  # each worker leads a session of its own
+        child.wait_for(r"^validating at step 2 on 1000 frames")
+        sent = time.monotonic()
+        os.kill(ranks[1], signal.SIGTERM)
+        child.wait_for(r"^SIGTERM: validation at step 2 abandoned", timeout=5)  # printed by rank 0
+        child.wait_for(r"^SIGTERM: stopped after step 2", timeout=5)
+        child.proc.wait(timeout=30)
+        print(f"torchrun exit {time.monotonic() - sent:.2f} s after the signal")
+        for pgid in groups:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pgid, 0)  # neither rank nor its data-loader worker is left
+    finally:
+        child.kill(groups)
+    assert re.search(r"exitcode\s*:\s*143", child.output())  # the rank that got the signal reports it
+    assert load_checkpoint(tmp_path / "last.pt").training_state["step"] == 2
 
 
 def test_tune_picks_the_threshold_on_validation_data_and_stores_it(data, tmp_path, capsys):
