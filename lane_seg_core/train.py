@@ -213,23 +213,35 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=False, worker_init_fn=_ignore_stop_signals,
         ))
 
-    def train_step(self, batch) -> dict[str, float]:
+    def train_step(self, batch) -> dict[str, float] | None:
         """One optimiser step on (images [B,3,H,W], lane mask [B,H,W], instance ids [B,H,W]) -> the loss terms.
 
+        None when a stop was agreed before backward: the step is abandoned, the weights are unchanged.
         Raises FloatingPointError before the weights change when a loss term or a gradient is not finite.
+        Either way the batch-norm statistics that the forward pass changed are put back: the model (and the
+        last.pt written after an abandoned step) is exactly that of the last completed step.
         """
         images, binary, instances = (t.to(self.device, non_blocking=True) for t in batch)
+        statistics = [b.detach().clone() for b in self.model.buffers()]
         self.ddp_model.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             out = self.ddp_model(images)
             terms = self.criterion(out.logits, out.embedding, binary, instances)
-        figures = self._finite_terms(terms)
+        try:
+            figures = self._finite_terms(terms)
+        except FloatingPointError:
+            self._put_back(statistics)
+            raise
+        if self.stopped_by is not None:
+            self._put_back(statistics)
+            return None
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms.loss).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
         # With float16 on CUDA the scaler itself skips a step whose gradients overflowed and lowers its scale.
         if not self.scaler.is_enabled() and not torch.isfinite(grad_norm):
+            self._put_back(statistics)
             raise FloatingPointError(
                 f"step {self.step + 1}: the gradients became non-finite (norm {grad_norm.item()}) although the loss "
                 f"({figures['loss']:.4g}) is finite; the weights were not updated, they are still those of step "
@@ -240,12 +252,21 @@ class Trainer:
         self.scheduler.step()
         return figures
 
+    @torch.no_grad()
+    def _put_back(self, statistics: list[torch.Tensor]) -> None:
+        """Restore the buffers (batch-norm statistics) saved before a forward pass whose step did not happen."""
+        for buffer, saved in zip(self.model.buffers(), statistics):
+            buffer.copy_(saved)
+
     def _finite_terms(self, terms) -> dict[str, float]:
-        """The loss terms as floats; FloatingPointError naming them if any is not finite on any rank."""
+        """The loss terms as floats, agreeing on stops too (see _agree).
+
+        FloatingPointError naming them if any is not finite on any rank.
+        """
         values = torch.stack([t.detach().float() for t in terms]).tolist()
         bad = [f"{name}={value}" for name, value in zip(terms._fields, values) if not math.isfinite(value)]
         # Every rank must agree before backward, or the others would wait in its all-reduce for ever.
-        if self.dist.max([len(bad)], self.device)[0]:
+        if self._agree(len(bad))[0]:
             where = ", ".join(bad) if bad else "on another process"
             raise FloatingPointError(
                 f"step {self.step + 1}: loss term(s) not finite ({where}); the weights were not updated, they are "
@@ -253,12 +274,18 @@ class Trainer:
             )
         return dict(zip(terms._fields, values))
 
-    def _stop_agreed(self, busy: bool = False) -> tuple[signal.Signals | None, bool]:
-        """The signal that stopped any rank (None if none did), and whether any rank is still `busy`."""
-        signum, anyone_busy = self.dist.max([self._signal, int(busy)], self.device)
+    def _agree(self, *flags: int) -> list[int]:
+        """Maximum of `flags` over all ranks, in one all-reduce with the stop signal: sets stopped_by if any rank
+        got a signal. Every rank must call it at the same points, in the same order."""
+        signum, *flags = self.dist.max([self._signal, *flags], self.device)
         if signum:
             self.stopped_by = signal.Signals(signum)
-        return self.stopped_by, bool(anyone_busy)
+        return flags
+
+    def _stopped(self, busy: bool = False) -> bool:
+        """Whether any rank got a signal; under DDP every rank must ask at the same point (`busy`: validating)."""
+        self._agree(int(busy))
+        return self.stopped_by is not None
 
     def validate(self) -> dict[str, float] | None:
         """Pick the lane threshold on the validation frames; their tuSimple figures, None if a stop cut it short.
@@ -272,7 +299,7 @@ class Trainer:
         share = self.val_records[self.dist.rank :: self.dist.world]
         try:
             mine = threshold_predictions(detector, self.cfg.val, share, THRESHOLDS, self.cfg.batch_size,
-                                         stop=lambda: self._stop_agreed(busy=True)[0] is not None)
+                                         stop=lambda: self._stopped(busy=True))
         except Interrupted:
             return None
         if not self._others_finish():
@@ -287,10 +314,9 @@ class Trainer:
     def _others_finish(self) -> bool:
         """Keep agreeing on stops until no rank is busy with its share: False if a stop came first."""
         while True:
-            stopped, busy = self._stop_agreed()
-            if not busy:
+            if not self._agree(0)[0]:
                 return True
-            if stopped:
+            if self.stopped_by is not None:
                 return False
 
     def _sample_pictures(self, count: int = 4):
@@ -317,8 +343,10 @@ class Trainer:
     def run(self, max_new_steps: int | None = None) -> dict[str, Any]:
         """Train to the end, or for `max_new_steps`, or until SIGINT/SIGTERM; writes last.pt and best.pt.
 
-        A signal stops the run before the next batch, or abandons a validation under way; last.pt then holds
-        the last completed step and `stopped_by` the signal. Under DDP every rank stops at the same step.
+        A signal stops the run before the next batch; one during a step abandons it before its backward pass,
+        one during a validation abandons that. last.pt then holds the last completed step and `stopped_by` the
+        signal; a second signal raises KeyboardInterrupt at once, leaving the last.pt written before. Under DDP
+        every rank stops at the same step.
         Stopping early keeps the planned schedule, so `--resume` continues exactly where it stopped.
         """
         stop_at = self.total_steps if max_new_steps is None else min(self.total_steps, self.step + max_new_steps)
@@ -356,9 +384,11 @@ class Trainer:
             batches = self._loader(self.epoch)
             try:
                 for _ in range(self.steps_per_epoch - self.step_in_epoch):
-                    if self.step >= stop_at or self._stop_agreed()[0] is not None:
+                    if self.step >= stop_at or self._stopped():
                         return
                     figures = self.train_step(next(batches))
+                    if figures is None:
+                        return
                     self.step += 1
                     self.step_in_epoch += 1
                     self.progress.update(1)
@@ -405,7 +435,9 @@ class Trainer:
     def _request_stop(self, signum: int, _frame: Any) -> None:
         if self._signal:
             raise KeyboardInterrupt  # a second signal: leave at once; the last last.pt stays as it was
-        self._signal = signum  # the loop stops before the next batch or validation batch and writes last.pt
+        # The run stops before the next batch, abandoning a step whose backward has not begun or a validation
+        # under way, and writes last.pt.
+        self._signal = signum
 
 
 def _ignore_stop_signals(_worker_id: int) -> None:

@@ -26,6 +26,7 @@ from lane_seg_core.train import TrainConfig, Trainer, epoch_batches, warmup_cosi
 from tusimple_folders import straight_lane, write_folder
 
 RANK_WEIGHTS = Path(__file__).parent / "train_saving_rank_weights.py"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +80,28 @@ def test_checkpoints_hold_model_preprocessing_loss_postprocess_args_metrics_vers
 
 
 def test_resume_continues_exactly(data, tmp_path):
-    straight = Trainer(config(data, tmp_path / "a", augment=True))
+    """Stopped mid-epoch by max_new_steps, resumed, stopped by a SIGINT that abandons a step, resumed to the end:
+    bit for bit the weights (batch-norm statistics too), optimiser state and schedule of an uninterrupted run."""
+    small = dict(augment=True, img_size=(64, 32), val_frames=2)  # 3 steps an epoch, validation at step 4
+    straight = Trainer(config(data, tmp_path / "a", **small))
     straight.run()
-    Trainer(config(data, tmp_path / "b", augment=True)).run(max_new_steps=4)  # stops mid-epoch 1 (3 steps each)
-    resumed = Trainer(config(data, tmp_path / "b", augment=True, resume=True))
+    Trainer(config(data, tmp_path / "b", **small)).run(max_new_steps=2)
+    second = Trainer(config(data, tmp_path / "b", resume=True, **small))
+    assert (second.step, second.epoch, second.step_in_epoch) == (2, 0, 2)
+    second.model.register_forward_pre_hook(
+        lambda module, _: os.kill(os.getpid(), signal.SIGINT) if module.training and second.step == 4 else None)
+    second.run()
+    assert second.stopped_by == signal.SIGINT and second.step == 4  # after the validation at step 4
+    resumed = Trainer(config(data, tmp_path / "b", resume=True, **small))
     assert (resumed.step, resumed.epoch, resumed.step_in_epoch) == (4, 1, 1)
     resumed.run()
     for key, value in straight.model.state_dict().items():
-        assert torch.allclose(value.float(), resumed.model.state_dict()[key].float(), atol=1e-6), key
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for index, state in straight.optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, resumed.optimizer.state_dict()["state"][index][name]), (index, name)
     assert straight.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
+    assert straight.metrics == resumed.metrics
 
 
 def test_resume_refuses_a_different_model_or_missing_state(data, tmp_path):
@@ -205,17 +219,18 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_weights_change(data, tmp
     batches = trainer._loader(0)
     trainer.train_step(next(batches))  # a good step first, so that the optimiser has state to spoil
     trainer.step = 1
-    params = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}  # batch-norm statistics too
     optimiser = copy.deepcopy(trainer.optimizer.state_dict())
     batch = next(batches)
     if broken == "loss":
         batch = _nan_image(batch)
     else:
         trainer.criterion = _finite_loss_nan_gradient
-    with pytest.raises(FloatingPointError, match=r"step 2: .*(seg=nan|gradients became non-finite).*still those of step 1"):
+    named = r"loss term\(s\) not finite \(.*seg=nan" if broken == "loss" else r"the gradients became non-finite"
+    with pytest.raises(FloatingPointError, match=rf"step 2: {named}.*still those of step 1"):
         trainer.train_step(batch)
-    for k, v in trainer.model.named_parameters():
-        assert torch.equal(v, params[k]), k
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
     after = trainer.optimizer.state_dict()["state"]
     for index, state in optimiser["state"].items():
         for name, value in state.items():
@@ -223,38 +238,44 @@ def test_a_non_finite_loss_or_gradient_stops_before_the_weights_change(data, tmp
 
 
 @pytest.mark.parametrize("signals", [1, 2])
-def test_a_signal_during_a_step_stops_after_it_and_a_second_one_at_once(data, tmp_path, signals):
-    """One SIGINT during step 4 stops the run after it; a second one leaves at once (last.pt of step 3 stays)."""
+def test_a_signal_during_a_step_abandons_it_and_a_second_one_leaves_at_once(data, tmp_path, signals):
+    """SIGINT during step 5's forward pass: the step is abandoned, and the model and last.pt are those of step 4,
+    batch-norm statistics included; a second SIGINT leaves at once (KeyboardInterrupt), and the last.pt of step 3
+    (the end of epoch 1) stays."""
     trainer = Trainer(config(data, tmp_path, val=None, img_size=(64, 32)))  # 3 steps an epoch
-    criterion = trainer.criterion
+    after_step_4 = {}
 
-    def signalling_criterion(*args):
-        if trainer.step == 3:
+    def signal_in_step_5(_module, _inputs):
+        if trainer.step == 4 and not after_step_4:
+            after_step_4.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
             for _ in range(signals):
                 os.kill(os.getpid(), signal.SIGINT)
-        return criterion(*args)
 
-    trainer.criterion = signalling_criterion
-    before = signal.getsignal(signal.SIGINT)
+    trainer.model.register_forward_pre_hook(signal_in_step_5)
+    handler = signal.getsignal(signal.SIGINT)
     if signals == 1:
         trainer.run()
         assert trainer.stopped_by == signal.SIGINT and trainer.step == 4
     else:
         with pytest.raises(KeyboardInterrupt):
             trainer.run()
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is handler
     last = load_checkpoint(tmp_path / "last.pt")
     assert last.training_state["step"] == (4 if signals == 1 else 3)
     if signals == 1:
+        assert trainer.optimizer.state_dict()["state"][0]["step"] == 4  # AdamW took no fifth step
         for k, v in trainer.model.state_dict().items():
-            assert torch.equal(last.state_dict[k], v), k
+            assert torch.equal(v, after_step_4[k]) and torch.equal(last.state_dict[k], v), k
 
 
 class _Child:
     """A command in its own process group (session), its stdout and stderr read line by line as they come."""
 
     def __init__(self, command: list[str]) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        # This checkout's lane_seg_core first, also for a script outside it (whose folder heads sys.path) and
+        # where the virtual environment's editable install points at another checkout.
+        path = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(path))
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                      start_new_session=True)
         self.lines: list[str] = []
@@ -344,17 +365,21 @@ def _rank_pids(agent: int, world: int) -> dict[int, int]:
     while time.monotonic() < deadline:
         ranks = {}
         try:
-            for pid in map(int, Path(f"/proc/{agent}/task/{agent}/children").read_text().split()):
+            children = map(int, Path(f"/proc/{agent}/task/{agent}/children").read_text().split())
+        except OSError:  # torchrun itself has ended
+            break
+        for pid in children:
+            try:
                 environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                rank = next((int(e[5:]) for e in environ if e.startswith(b"RANK=")), None)
-                if rank is not None:
-                    ranks[rank] = pid
-        except FileNotFoundError:  # a process that has just ended
-            pass
+            except OSError:  # FileNotFoundError, ProcessLookupError: a process that has just ended
+                continue
+            rank = next((int(e[5:]) for e in environ if e.startswith(b"RANK=")), None)
+            if rank is not None:
+                ranks[rank] = pid
         if len(ranks) == world:
             return ranks
         time.sleep(0.1)
-    raise AssertionError(f"torchrun (pid {agent}) did not start {world} workers")
+    raise AssertionError(f"torchrun (pid {agent}) did not start {world} workers (or ended)")
 
 
 def _torchrun(*args: str) -> list[str]:
@@ -362,12 +387,15 @@ def _torchrun(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
-    """Two processes (gloo on CPU; NCCL on GPUs) run the train command, validate mid-run together and end with
-    the same weights (each saves its own: train_saving_rank_weights.py)."""
-    child = _Child(_torchrun(str(RANK_WEIGHTS), "train", "--data", str(data), "--val", str(data), "--out", str(tmp_path),
-                             "--width", "0.125", "--img-size", "128", "64", "--batch-size", "2", "--epochs", "1",
-                             "--val-every", "2", "--val-frames", "5", "--workers", "0", "--device", "cpu", "--no-progress"))
+@pytest.mark.parametrize("validating", [True, False], ids=["validating", "no-validation"])
+def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path, validating):
+    """Two processes (gloo on CPU; NCCL on GPUs) run the train command, validate mid-run together (each its share
+    of the frames) and end with the same weights, batch-norm statistics included, with or without a validation
+    last (each saves its own: train_saving_rank_weights.py)."""
+    val = ["--val", str(data), "--val-every", "2", "--val-frames", "5"] if validating else []
+    child = _Child(_torchrun(str(RANK_WEIGHTS), "train", "--data", str(data), "--out", str(tmp_path), *val,
+                             "--width", "0.125", "--img-size", "64", "32", "--batch-size", "2", "--epochs", "1",
+                             "--workers", "0", "--device", "cpu", "--no-progress"))
     groups = []
     try:
         groups = list(_rank_pids(child.proc.pid, 2).values())  # each worker leads a session of its own
@@ -377,10 +405,12 @@ def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
     finally:
         child.kill(groups)
     assert output.count("done:") == 1  # only rank 0 reports
-    assert output.count("validating at step") == 2  # at step 2 (--val-every) and at the end, step 3
+    # at step 2 (--val-every) and at the end, step 3
+    assert output.count("validating at step") == (2 if validating else 0)
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt.training_state["step"] == 12 // (2 * 2)  # each step consumed one batch per process
-    assert "val_accuracy" in ckpt.metrics  # scored over all 5 frames: missing ones would be an error
+    # scored over all 5 frames: a missing or repeated one would be an error
+    assert ("val_accuracy" in ckpt.metrics) == validating
     weights = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     for key, value in ckpt.state_dict.items():  # parameters and batch-norm statistics alike
         assert torch.equal(weights[0][key], value) and torch.equal(weights[1][key], value), key
