@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .files import atomic_path
 from .model import ModelConfig, SegNet
 from .postprocess import PostprocessConfig
 from .preprocess import Preprocessing
@@ -66,15 +67,8 @@ class Checkpoint:
 def save_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike, with_training_state: bool = True) -> Path:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(checkpoint.to_dict(with_training_state), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -83,6 +77,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if _is_torchscript(path):
+        raise CheckpointError(
+            f"{path}: a TorchScript archive (what `lane-seg export --format torchscript` writes, for libtorch), "
+            f"not a lane_seg checkpoint: pass the checkpoint it was exported from (best.pt), or an .onnx export")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, KeyError) as exc:  # KeyError: torch's legacy reader on other bytes
@@ -90,11 +88,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(
                 f"{path}: not a readable checkpoint (neither a torch archive nor a pickle: corrupt?)") from None
         raise CheckpointError(
-            f"{path}: refused: it holds Python objects that could run code when loaded "
-            f"(only tensors and plain data are accepted): {str(exc).splitlines()[0]}"
+            f"{path}: refused: it holds {_offending_global(exc)}, which could run code when loaded; a lane_seg "
+            f"checkpoint holds only tensors and plain data (was the file saved by another program?)"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {exc}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {_plain(exc)}") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: expected a lane_seg checkpoint (a dict), found {type(raw).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in raw]
@@ -120,6 +118,26 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: inconsistent checkpoint: {exc}") from None
     return checkpoint
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip holding the model's code next to its constants."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _offending_global(exc: Exception) -> str:
+    """The Python class or function that torch's weights-only unpickler refused, from its message."""
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc)) or re.search(r"Unsupported global: (\S+)", str(exc))
+    return f"the Python object {found.group(1)}" if found else "Python objects other than tensors"
+
+
+def _plain(exc: Exception) -> str:
+    """An exception's first line without terminal escapes (torch bolds parts of its messages)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _archive_or_pickle(path: Path) -> bool:

@@ -12,6 +12,13 @@ from typing import Callable, Sequence
 BUILTIN_CHECKPOINT = Path(__file__).parent / "weights" / "lane_seg_synth.pt"
 
 
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """--threads N for a command that runs the network on the CPU (see lane_seg_core.threads)."""
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default 0: half the CPUs; all of them stall when another process "
+                        "takes a core)")
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in tuSimple's format")
     p.add_argument("--out", required=True, help="output folder (clips/... and label_data_<name>.json)")
@@ -95,13 +102,16 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
     p.add_argument("--ignore-run-time", action="store_true",
                    help="score accuracy alone (the official rule zeroes frames over 200 ms, e.g. on a busy CPU)")
+    add_threads_argument(p)
     p.set_defaults(func=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folder
     from .inference import LaneDetector
+    from .threads import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     if args.lane_threshold is not None:
         detector = detector.with_settings(lane_threshold=args.lane_threshold)
@@ -118,6 +128,7 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="where to write the tuned checkpoint")
     p.add_argument("--thresholds", type=float, nargs="+", default=None, help="candidates (default: 0.3 ... 0.95)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_threads_argument(p)
     p.set_defaults(func=_run_tune)
 
 
@@ -127,8 +138,10 @@ def _run_tune(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .evaluate import load_ground_truth, sweep_lane_threshold
     from .inference import LaneDetector
+    from .threads import use_cpu_threads
     from .train import THRESHOLDS
 
+    use_cpu_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint)
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     sweep = sweep_lane_threshold(detector, args.data, load_ground_truth(args.data), args.thresholds or THRESHOLDS)
@@ -177,9 +190,13 @@ def _run_export(args: argparse.Namespace) -> int:
         path = export_onnx(checkpoint, args.out, args.opset)
     else:
         path = export_torchscript(checkpoint, args.out)
-    difference = verify_export(checkpoint, path)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format}); "
-          f"max |exported - torch| on a test batch: {difference:.2e}")
+    check = verify_export(checkpoint, path)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {args.format})")
+    print(f"check on {check.images} synthetic road frames: {check.describe()}")
+    if not check.passed:
+        print(f"lane-seg export: error: {path} does not compute what the checkpoint does (see the check above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -193,13 +210,16 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="stop after this many images or video frames")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_threads_argument(p)
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from .inference import LaneDetector
     from .predict import predict_path
+    from .threads import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     if args.lane_threshold is not None:
         detector = detector.with_settings(lane_threshold=args.lane_threshold)

@@ -27,7 +27,6 @@ import numpy as np
 from .synth import (
     ABSENT,
     DEFAULT_CONFIG,
-    H_SAMPLES,
     LaneLine,
     Road,
     SceneParams,
@@ -42,6 +41,7 @@ from .synth import (
     lane_labels,
     render_scene,
 )
+from .tusimple import H_SAMPLES
 
 if TYPE_CHECKING:
     from .inference import LaneDetector

@@ -37,8 +37,8 @@ def _batches(root: Path, records: Sequence[LaneRecord], batch_size: int) -> Iter
 def _submission(detector: LaneDetector, outputs: NetworkOutputs, chunk: Sequence[LaneRecord]) -> list[LaneRecord]:
     out = []
     for record, detection in zip(chunk, detector.lanes(outputs)):
-        lanes = tuple(tuple(lane.resample(record.h_samples, detection.image_size[0])) for lane in detection.lanes)
-        out.append(LaneRecord(record.raw_file, record.h_samples, lanes, detection.timings["total"]))
+        out.append(LaneRecord.of_lanes(record.raw_file, record.h_samples, detection.lanes, detection.image_size[0],
+                                       detection.timings["total"]))
     return out
 
 

@@ -1,6 +1,7 @@
 """Optional ground-plane output for planners: image pixels on a flat road -> metres in the vehicle frame.
 
-Vehicle frame (ROS REP 103): x forward, y left, z up, origin on the road. Image: u right, v down.
+Vehicle frame (ROS REP 103): x forward, y left, z up, origin on the road. Image: u right, v down. A camera with
+lens distortion has its pixels undistorted (lane_seg_core.camera) before they go through the homography.
 """
 
 from __future__ import annotations
@@ -10,14 +11,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import CameraModel, check_camera_matrix
+from .settings import Bounds, check_settings, setting
+
+POSITIVE = Bounds(0.0, None, open_low=True)
+PITCH = Bounds(-math.pi / 2, math.pi / 2, open_low=True, open_high=True, text="(-pi/2, pi/2)")
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: an ndarray field makes generated __eq__/__hash__ raise
 class GroundPlane:
     """Image pixels on a flat road <-> metres in the vehicle frame (x forward, y left)."""
 
-    homography: np.ndarray  # float64 [3,3]: image (u, v, 1) -> ground (x, y, 1), up to scale
+    homography: np.ndarray  # float64 [3,3]: ideal (undistorted) image (u, v, 1) -> ground (x, y, 1), up to scale
     max_distance: float = 80.0  # forward distance (m) beyond which points are dropped
     camera_x: float = 0.0  # forward position (m) of the camera in the vehicle frame; max_distance counts from here
+    camera: CameraModel | None = None  # whose lens distortion is removed from image points first (None: none)
 
     def __post_init__(self) -> None:
         h = np.asarray(self.homography, dtype=np.float64)
@@ -27,7 +35,7 @@ class GroundPlane:
             raise ValueError(f"GroundPlane.homography must be finite, got {h.tolist()}")
         if np.linalg.cond(h) > 1e12:
             raise ValueError(f"GroundPlane.homography must be invertible, got a singular matrix {h.tolist()}")
-        _positive("max_distance", self.max_distance, "m")
+        _check("max_distance", self.max_distance, POSITIVE, "m")
         _finite("camera_x", self.camera_x)
         # The overall sign of a homography is free; fix it so that w > 0 means "in front of the camera". Row 2 of
         # ground->image is the camera depth of a ground point, which must grow with x (the camera looks forward).
@@ -40,21 +48,25 @@ class GroundPlane:
         object.__setattr__(self, "camera_x", float(self.camera_x))
 
     @classmethod
-    def from_camera(cls, intrinsics, height: float, pitch: float, *, x_offset: float = 0.0, y_offset: float = 0.0,
+    def from_camera(cls, camera, height: float, pitch: float, *, x_offset: float = 0.0, y_offset: float = 0.0,
                     max_distance: float = 80.0) -> "GroundPlane":
-        """Ground plane of a camera (K as 3x3 or 9 values, CameraInfo.k) at `height` m, pitched down `pitch` rad."""
-        k = _intrinsics(intrinsics)
-        h = _positive("height", height, "m")
-        t = _finite("pitch", pitch)
-        if not -math.pi / 2 < t < math.pi / 2:
-            raise ValueError(f"GroundPlane.pitch must be in (-pi/2, pi/2) rad (positive = looking down), got {pitch}")
+        """Ground plane of a camera at `height` m, pitched down `pitch` rad.
+
+        `camera` is a CameraModel (its lens distortion is removed from image points) or K: 3x3 or 9 values
+        (CameraInfo.k) of a camera without distortion.
+        """
+        model = camera if isinstance(camera, CameraModel) else None
+        k = model.k if model is not None else check_camera_matrix(camera, "GroundPlane.intrinsics")
+        h = _check("height", height, POSITIVE, "m")
+        t = _check("pitch", pitch, PITCH, "rad (positive = looking down)")
         x0, y0 = _finite("x_offset", x_offset), _finite("y_offset", y_offset)
         c, s = math.cos(t), math.sin(t)
         pitch_down = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])  # unpitched optical -> camera optical
         # ground (x, y, 1) -> unpitched optical frame (right, down, forward) relative to the camera centre
         ground_to_optical = np.array([[0.0, -1.0, y0], [0.0, 0.0, h], [1.0, 0.0, -x0]])
         image_to_ground = np.linalg.inv(k @ pitch_down @ ground_to_optical)
-        return cls(image_to_ground, max_distance=max_distance, camera_x=x0)
+        distortion = model if model is not None and model.distorted else None
+        return cls(image_to_ground, max_distance=max_distance, camera_x=x0, camera=distortion)
 
     @classmethod
     def from_homography(cls, homography, max_distance: float = 80.0, *, camera_x: float = 0.0) -> "GroundPlane":
@@ -64,6 +76,8 @@ class GroundPlane:
     def to_ground(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,2] image pixels (x=u, y=v) -> ([N,2] float64 metres (x forward, y left), [N] bool valid)."""
         uv1 = _homogeneous("points", points)
+        if self.camera is not None:
+            uv1[:, :2] = self.camera.undistort(uv1[:, :2])
         xyw = uv1 @ self.homography.T
         w = xyw[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -82,7 +96,60 @@ class GroundPlane:
         with np.errstate(divide="ignore", invalid="ignore"):
             pixels = uvw[:, :2] / w[:, None]
         pixels[~(w > 0)] = np.nan
+        if self.camera is not None:
+            seen = np.isfinite(pixels).all(axis=1)
+            pixels[seen] = self.camera.distort(pixels[seen])
         return pixels
+
+
+@dataclass(frozen=True)
+class GroundConfig:
+    """How lanes go onto the road: the camera's height and pitch (with its camera matrix), or a homography.
+
+    Shared by the node's ground.* parameters and `lane-seg bag`'s flags, which are derived from these fields.
+    """
+
+    frame_id: str = setting("base_footprint", "frame of the ground points (x forward, y left, z up)")
+    height: float = setting(1.5, "camera height above the road", Bounds(0.0, 100.0, open_low=True), "m")
+    pitch: float = setting(0.0, "camera pitch, positive when looking down", PITCH, "rad")
+    x_offset: float = setting(0.0, "camera position forward of the frame origin", Bounds(-100.0, 100.0), "m")
+    y_offset: float = setting(0.0, "camera position left of the frame origin", Bounds(-100.0, 100.0), "m")
+    max_distance: float = setting(80.0, "drop ground points farther ahead of the camera than this",
+                                  Bounds(0.0, 10000.0, open_low=True), "m")
+    homography: tuple[float, ...] = setting((), "image -> ground 3x3 homography, 9 values row-major; empty = build "
+                                                "it from the camera matrix, height and pitch")
+    intrinsics: tuple[float, ...] = setting((), "camera matrix K, 9 values row-major (CameraInfo.k); empty = the "
+                                                "camera's calibration (camera_info)")
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        for name in ("homography", "intrinsics"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) not in (0, 9):
+                raise ValueError(f"GroundConfig.{name} must be 9 values (a row-major 3x3 matrix) or empty, "
+                                 f"got {len(values)}")
+            object.__setattr__(self, name, values)
+        if self.intrinsics:
+            check_camera_matrix(self.intrinsics, "GroundConfig.intrinsics")
+        if self.homography:
+            self.plane(None)  # refuses a singular or non-finite homography now, not at the first frame
+
+    @property
+    def needs_camera(self) -> bool:
+        """True when the plane is built from a camera calibration that these settings do not hold."""
+        return not self.homography and not self.intrinsics
+
+    def plane(self, camera: CameraModel | None) -> GroundPlane | None:
+        """The ground plane (None while it needs a camera and `camera` is None); `intrinsics` override the camera's."""
+        if self.homography:
+            rows = [self.homography[0:3], self.homography[3:6], self.homography[6:9]]
+            return GroundPlane.from_homography(rows, self.max_distance, camera_x=self.x_offset)
+        if self.intrinsics:
+            camera = CameraModel(np.asarray(self.intrinsics))
+        if camera is None:
+            return None
+        return GroundPlane.from_camera(camera, self.height, self.pitch, x_offset=self.x_offset,
+                                       y_offset=self.y_offset, max_distance=self.max_distance)
 
 
 def _finite(name: str, value) -> float:
@@ -95,28 +162,13 @@ def _finite(name: str, value) -> float:
     return v
 
 
-def _positive(name: str, value, unit: str) -> float:
+def _check(name: str, value, bounds: Bounds, unit: str) -> float:
     v = _finite(name, value)
-    if v <= 0:
-        raise ValueError(f"GroundPlane.{name} must be > 0 {unit}, got {value!r}")
+    if v not in bounds:
+        shown = str(bounds)
+        raise ValueError(f"GroundPlane.{name} must be {shown if shown[0] in '<>' else 'in ' + shown} {unit}, "
+                         f"got {value!r}")
     return v
-
-
-def _intrinsics(intrinsics) -> np.ndarray:
-    try:
-        k = np.asarray(intrinsics, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"GroundPlane.intrinsics must be 9 numbers (3x3 K), got {intrinsics!r}") from None
-    if k.size != 9 or k.shape not in ((9,), (3, 3)):
-        raise ValueError(f"GroundPlane.intrinsics must be a 3x3 K or 9 values (CameraInfo.k), got shape {k.shape}")
-    k = k.reshape(3, 3)
-    if not np.isfinite(k).all():
-        raise ValueError(f"GroundPlane.intrinsics must be finite, got {k.ravel().tolist()}")
-    if k[0, 0] <= 0 or k[1, 1] <= 0:
-        raise ValueError(f"GroundPlane.intrinsics fx and fy must be > 0 px, got fx={k[0, 0]}, fy={k[1, 1]}")
-    if k[1, 0] != 0 or k[2].tolist() != [0.0, 0.0, 1.0]:
-        raise ValueError(f"GroundPlane.intrinsics must be [fx s cx; 0 fy cy; 0 0 1], got {k.ravel().tolist()}")
-    return k
 
 
 def _homogeneous(name: str, points) -> np.ndarray:

@@ -15,7 +15,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .ground import GroundPlane
 from .model import SegNet
 from .postprocess import Lane, PostprocessConfig, extract_lanes, instance_mask
-from .preprocess import InputGeometry, Preprocessing, normalise, resize_for_input
+from .preprocess import InputGeometry, Preprocessing, network_batch
 
 
 class Backend(Protocol):
@@ -131,9 +131,8 @@ class LaneDetector:
     def network(self, images: Sequence[np.ndarray]) -> NetworkOutputs:
         """RGB uint8 images [H,W,3] of any sizes -> network outputs at the network input size."""
         start = time.perf_counter()
-        resized = np.stack([resize_for_input(image, self.prep) for image in images])
         sizes = [(image.shape[1], image.shape[0]) for image in images]
-        batch = normalise(torch.from_numpy(resized).to(self.device), self.prep)
+        batch = network_batch(images, self.prep, self.device)
         after_pre = time.perf_counter()
         lane_prob, embedding = self.backend(batch)
         if self.device.type == "cuda":

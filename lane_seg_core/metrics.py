@@ -12,8 +12,8 @@ Semantics kept from `LaneEval`, quirks included:
 * with more than 4 gt lanes, one miss is forgiven and the worst lane accuracy dropped; accuracy and
   FN are divided by ``min(len(gt), 4)``.
 
-F1 follows CLRNet's `tusimple_metric.py`: ``tp = 1 - FP``, ``precision = tp / (tp + FP)``,
-``recall = tp / (tp + FN)``.
+F1 is not part of the official metric (see `tusimple_f1`): the harmonic mean of precision = 1 - FP and
+recall = 1 - FN over the dataset's mean FP and FN, as lane-detection papers report it next to Accuracy.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def tusimple_bench(
 
 
 def tusimple_f1(fp: float, fn: float) -> float:
-    """F1 from mean FP/FN rates with precision = 1 - FP and recall = 1 - FN (0 when both are 0).
+    """F1 from mean FP/FN rates with precision = 1 - FP and recall = 1 - FN (0 when FP = FN = 1).
 
     CLRNet's variant (tp = 1 - fp, recall = tp / (tp + fn)) reports 0.67 for a model that finds no
     lane at all (FP 0, FN 1); this one reports 0 there and agrees with it to 1e-3 on published figures.
@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m lane_seg_core.metrics PRED_JSON GT_JSON [GT_JSON...]``."""
     parser = argparse.ArgumentParser(
         prog="python -m lane_seg_core.metrics",
-        description="Score tuSimple predictions with the official metric (Accuracy, FP, FN) and CLRNet's F1.",
+        description="Score tuSimple predictions with the official metric (Accuracy, FP, FN), plus F1 of precision "
+                    "1 - FP and recall 1 - FN (not official).",
     )
     parser.add_argument("pred_json", help="predictions, one JSON object per line (with run_time in ms)")
     parser.add_argument("gt_json", nargs="+", help="ground-truth label file(s), e.g. test_label.json")

@@ -12,6 +12,7 @@ import torch
 
 from .clustering import CLUSTER_METHODS, cluster, cluster_embeddings  # noqa: F401  (cluster_embeddings: public API)
 from .preprocess import InputGeometry
+from .settings import Bounds, check_settings, setting
 from .tusimple import ABSENT
 
 
@@ -19,22 +20,21 @@ from .tusimple import ABSENT
 class PostprocessConfig:
     """Settings that turn outputs into lanes; stored in every checkpoint, overridable at run time."""
 
-    lane_threshold: float = 0.5  # lane probability above which a pixel belongs to a lane
-    bandwidth: float = 1.0  # embedding radius of one lane around its centre (the paper: 2 * delta_var)
-    min_pixels: int = 20  # clusters with fewer network-input pixels are dropped
-    poly_degree: int = 2  # degree of the x(y) polynomial fitted to each lane
-    max_lanes: int = 6  # keep at most this many lanes, the largest ones
-    extend_to_bottom: bool = True  # continue each lane straight down to the image bottom (lanes start at the car)
-    polyline_step: float = 10.0  # image rows between polyline points (linear between them: < 0.1 px off the curve)
-    cluster_method: str = "meanshift"  # meanshift (fast, torch); dbscan or sklearn_meanshift (slow references)
+    lane_threshold: float = setting(0.5, "lane probability above which a pixel is a lane pixel",
+                                    Bounds(0.0, 1.0, open_low=True, open_high=True))
+    bandwidth: float = setting(1.0, "clustering radius of one lane in embedding space (2 x delta_var of training)",
+                               Bounds(0.0, None, open_low=True))
+    min_pixels: int = setting(20, "lanes with fewer lane pixels at the network input are dropped", Bounds(1, 10**7))
+    poly_degree: int = setting(2, "degree of the x(y) polynomial fitted to each lane", Bounds(1, 5))
+    max_lanes: int = setting(6, "keep at most this many lanes (the largest)", Bounds(1, 255))
+    extend_to_bottom: bool = setting(True, "continue each lane straight down to the image bottom (lanes start at "
+                                           "the car)")
+    polyline_step: float = setting(10.0, "image rows between two points of a lane polyline", Bounds(0.5, 100.0))
+    cluster_method: str = setting("meanshift", "meanshift (fast, torch); dbscan or sklearn_meanshift (slow "
+                                               "references)")
 
     def __post_init__(self) -> None:
-        _check_range("lane_threshold", self.lane_threshold, 0.0, 1.0, open_low=True, open_high=True)
-        _check_range("bandwidth", self.bandwidth, 0.0, float("inf"), open_low=True)
-        _check_range("min_pixels", self.min_pixels, 1, 10**7)
-        _check_range("poly_degree", self.poly_degree, 1, 5)
-        _check_range("max_lanes", self.max_lanes, 1, 255)
-        _check_range("polyline_step", self.polyline_step, 0.5, 100.0)
+        check_settings(self)
         if self.cluster_method not in CLUSTER_METHODS:
             raise ValueError(
                 f"PostprocessConfig.cluster_method must be one of {', '.join(CLUSTER_METHODS)}, got '{self.cluster_method}'"
@@ -46,14 +46,6 @@ class PostprocessConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _check_range(name: str, value: float, low: float, high: float, open_low: bool = False, open_high: bool = False):
-    too_low = value <= low if open_low else value < low
-    too_high = value >= high if open_high else value > high
-    if too_low or too_high:
-        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
-        raise ValueError(f"PostprocessConfig.{name} must be in {interval}, got {value}")
 
 
 @dataclass

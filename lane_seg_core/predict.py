@@ -18,8 +18,7 @@ from tqdm import tqdm
 from .evaluate import read_rgb
 from .inference import Detection, LaneDetector
 from .preprocess import Preprocessing
-from .synth import H_SAMPLES
-from .tusimple import LaneRecord, write_records
+from .tusimple import H_SAMPLES, LaneRecord, write_records
 from .visualize import draw_detection
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -187,9 +186,7 @@ def sample_rows(height: int, prep: Preprocessing) -> tuple[int, ...]:
 def to_record(raw_file: str, detection: Detection, prep: Preprocessing) -> LaneRecord:
     """One tuSimple prediction line: each lane's x at the image's sample rows, run_time in ms."""
     width, height = detection.image_size
-    rows = sample_rows(height, prep)
-    lanes = tuple(tuple(lane.resample(rows, width)) for lane in detection.lanes)
-    return LaneRecord(raw_file, rows, lanes, detection.timings["total"])
+    return LaneRecord.of_lanes(raw_file, sample_rows(height, prep), detection.lanes, width, detection.timings["total"])
 
 
 def _batches(frames: Iterator[tuple[str, np.ndarray]], size: int) -> Iterator[list[tuple[str, np.ndarray]]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -114,9 +114,7 @@ def normalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     return x.movedim(-1, -3).contiguous()
 
 
-def denormalise(images: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """float [B,3,H,W] normalised -> uint8 [B,H,W,3] RGB (for pictures)."""
-    mean = torch.tensor(prep.mean, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std, device=images.device).view(1, 3, 1, 1)
-    x = (images * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1)
+def network_batch(images: Sequence[np.ndarray], prep: Preprocessing, device: torch.device | str = "cpu") -> torch.Tensor:
+    """RGB uint8 images [H,W,3] of any sizes -> the normalised batch [B,3,h,w] the network takes, on `device`."""
+    resized = np.stack([resize_for_input(image, prep) for image in images])
+    return normalise(torch.from_numpy(resized).to(device), prep)

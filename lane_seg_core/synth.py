@@ -26,10 +26,9 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from .tusimple import ABSENT, LaneRecord
+from .tusimple import ABSENT, H_SAMPLES, LaneRecord
 
 IMAGE_SIZE = (1280, 720)  # (width, height), tuSimple's frame size
-H_SAMPLES = tuple(range(160, 720, 10))  # tuSimple's 56 label rows
 JPEG_QUALITY = 90
 FRAMES_PER_CLIP = 100  # frames grouped under one clips/<seq_id>/ directory
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
+
+from .files import atomic_path
 
 ABSENT = -2  # tuSimple's marker for "no lane point at this row"
+H_SAMPLES = tuple(range(160, 720, 10))  # tuSimple's 56 label rows of a 1280x720 image
+
+
+class Resampling(Protocol):
+    """A lane that gives its x at image rows (lane_seg_core.postprocess.Lane)."""
+
+    def resample(self, rows: Sequence[int], image_width: int) -> list[float]: ...
 
 
 class LabelFormatError(ValueError):
@@ -24,6 +32,13 @@ class LaneRecord:
     h_samples: tuple[int, ...]
     lanes: tuple[tuple[float, ...], ...]
     run_time: float | None = None  # ms, present in prediction files
+
+    @classmethod
+    def of_lanes(cls, raw_file: str, h_samples: Sequence[int], lanes: Iterable[Resampling], image_width: int,
+                 run_time: float | None = None) -> "LaneRecord":
+        """A prediction line: each lane's x at the rows `h_samples` of an image `image_width` wide (ABSENT off it)."""
+        return cls(raw_file, tuple(h_samples), tuple(tuple(lane.resample(h_samples, image_width)) for lane in lanes),
+                   run_time)
 
     def to_json(self) -> str:
         """Serialise in tuSimple's key order; integer-valued points are written as ints."""
@@ -108,16 +123,9 @@ def find_label_files(data_dir: str | os.PathLike) -> list[Path]:
 def write_records(path: str | os.PathLike, records: Iterable[LaneRecord]) -> Path:
     """Write JSON lines atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(record.to_json() + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(record.to_json() + "\n")
     return path
 
 

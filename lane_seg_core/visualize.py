@@ -12,16 +12,20 @@ from .postprocess import Lane
 if TYPE_CHECKING:
     from .inference import Detection
 
-# Distinct RGB colours, indexed by lane id (stable across frames for the same id).
+# Distinct RGB colours, in the order lane_colour gives them out: the ego lane's left and right lines first.
 PALETTE = np.array(
     [(230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
      (145, 30, 180), (70, 240, 240), (240, 50, 230)], dtype=np.uint8,
 )
 
 
-def lane_colour(lane_id: int) -> tuple[int, int, int]:
-    """RGB colour of a lane id (1-based)."""
-    return tuple(int(c) for c in PALETTE[(lane_id - 1) % len(PALETTE)])
+def lane_colour(position: int) -> tuple[int, int, int]:
+    """RGB colour of a lane by its place beside the vehicle (Lane.position: -1 and 1 are the ego lane's lines).
+
+    Keyed to the position, not the per-image id, so a lane keeps its colour when another appears further out.
+    """
+    index = 2 * abs(position) - (2 if position < 0 else 1)  # -1, 1, -2, 2, ... -> 0, 1, 2, 3, ...
+    return tuple(int(c) for c in PALETTE[index % len(PALETTE)])
 
 
 def draw_lanes(
@@ -34,27 +38,31 @@ def draw_lanes(
             cv2.circle(out, (int(round(x)), int(round(y))), 3, (255, 255, 255), -1, cv2.LINE_AA)
     for lane in lanes:
         pts = np.round(lane.points).astype(np.int32)
-        cv2.polylines(out, [pts], False, lane_colour(lane.id), thickness, cv2.LINE_AA)
+        colour = lane_colour(lane.position)
+        cv2.polylines(out, [pts], False, colour, thickness, cv2.LINE_AA)
         x, y = pts[0]
-        cv2.putText(out, str(lane.id), (int(x) + 6, int(y) - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.9, lane_colour(lane.id), 2)
+        cv2.putText(out, str(lane.id), (int(x) + 6, int(y) - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.9, colour, 2)
     return out
 
 
-def tint_lanes(image: np.ndarray, instance_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """A copy of an RGB image [H,W,3] with the pixels of lane k (instance_mask [H,W] == k) tinted in its colour."""
+def tint_lanes(image: np.ndarray, instance_mask: np.ndarray, lanes: Sequence[Lane], alpha: float = 0.45) -> np.ndarray:
+    """A copy of an RGB image [H,W,3] with the pixels of each lane (instance_mask [H,W] == its id) in its colour."""
     if instance_mask.shape != image.shape[:2]:
         raise ValueError(f"instance mask {instance_mask.shape} does not match the image {image.shape[:2]}")
+    palette = np.zeros((256, 3), np.float32)
+    for lane in lanes:
+        palette[lane.id] = lane_colour(lane.position)
     tinted = image.copy()
-    lane = instance_mask > 0
-    colours = PALETTE[(instance_mask[lane].astype(np.int64) - 1) % len(PALETTE)].astype(np.float32)  # as lane_colour
-    blend = (1.0 - alpha) * image[lane].astype(np.float32) + alpha * colours
-    tinted[lane] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    pixels = instance_mask > 0
+    blend = (1.0 - alpha) * image[pixels].astype(np.float32) + alpha * palette[instance_mask[pixels]]
+    tinted[pixels] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
     return tinted
 
 
 def draw_detection(image: np.ndarray, detection: "Detection", alpha: float = 0.45, thickness: int = 4) -> np.ndarray:
     """A copy of an RGB image [H,W,3]: lane pixels (instance_mask [H,W]) tinted in lane colours, polylines and ids."""
-    return draw_lanes(tint_lanes(image, detection.instance_mask, alpha), detection.lanes, thickness=thickness)
+    return draw_lanes(tint_lanes(image, detection.instance_mask, detection.lanes, alpha), detection.lanes,
+                      thickness=thickness)
 
 
 def contact_sheet(images: Sequence[np.ndarray], columns: int = 3, tile_width: int = 640) -> np.ndarray:

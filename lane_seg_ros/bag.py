@@ -7,11 +7,14 @@ import math
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from lane_seg_core.cli import BUILTIN_CHECKPOINT
+from lane_seg_core.cli import BUILTIN_CHECKPOINT, add_threads_argument
+from lane_seg_core.ground import GroundConfig
+from lane_seg_core.settings import settings_of
 
 from .bag_io import (
     BAG_VERSION,
@@ -35,7 +38,7 @@ from .bag_io import (
 if TYPE_CHECKING:  # rclpy, rosbags and torch are imported when the command runs
     from rosbags.rosbag2 import Reader
 
-    from lane_seg_core.ground import GroundPlane
+    from lane_seg_core.camera import CameraModel
     from lane_seg_core.inference import LaneDetector
 
 
@@ -75,56 +78,33 @@ def camera_info_topic_for(image_topic: str, compressed: bool = False) -> str:
     return f"{parent}/camera_info"
 
 
-@dataclass(frozen=True)
-class GroundOptions:
-    """Lanes on the road (Lane.points_ground) as well: a camera height and pitch, or an image->ground homography.
-
-    With `height`, the camera matrix comes from `intrinsics` or the bag's CameraInfo topic.
-    """
-
-    frame: str = "base_footprint"  # Lane.ground_frame_id (the node's ground.frame_id default)
-    height: float | None = None  # camera height over the road, m
-    pitch: float = 0.0  # rad, positive = looking down
-    x_offset: float = 0.0  # camera position in the ground frame, m (x forward, y left)
-    y_offset: float = 0.0
-    max_distance: float = 80.0  # m ahead of the camera
-    homography: Sequence[float] | None = None  # 9 values, image (u, v, 1) -> ground (x, y, 1)
-
-    @property
-    def needs_intrinsics(self) -> bool:
-        return self.homography is None
-
-    def plane(self, intrinsics: Sequence[float] | None) -> GroundPlane:
-        from lane_seg_core.ground import GroundPlane
-
-        if self.homography is not None:
-            if len(self.homography) != 9:
-                raise ValueError(f"--homography needs 9 values (a 3x3 matrix by rows), got {len(self.homography)}")
-            rows = [list(self.homography[i:i + 3]) for i in (0, 3, 6)]
-            return GroundPlane.from_homography(rows, self.max_distance, camera_x=self.x_offset)
-        if self.height is None:
-            raise ValueError("a ground plane needs --camera-height or --homography")
-        if intrinsics is None:
-            raise ValueError("a ground plane from --camera-height needs the camera matrix: give --intrinsics "
-                             "FX FY CX CY or a bag with a sensor_msgs/CameraInfo topic (--camera-info)")
-        return GroundPlane.from_camera(intrinsics, self.height, self.pitch, x_offset=self.x_offset,
-                                       y_offset=self.y_offset, max_distance=self.max_distance)
-
-
 def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> list[float]:
     """The 9 values of K (CameraInfo.k) for a pinhole camera without skew."""
     return [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
 
 
-def read_camera_matrix(reader: Reader, topic: str, bag: Path) -> list[float] | None:
-    """K (9 values) from the first CameraInfo on `topic`; None when the topic has none or K is all zeros."""
+def read_camera_model(reader: Reader, topic: str, bag: Path, rectified: bool = False) -> CameraModel | None:
+    """The calibration in the first CameraInfo on `topic`; None when the topic has none.
+
+    BagError naming the topic when that CameraInfo is not usable (K all zero: an uncalibrated camera, an unknown
+    distortion model, ...).
+    """
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo
 
+    from lane_seg_core.camera import CameraModel
+
     connections = [c for c in reader.connections if c.topic == topic and c.msgtype == CAMERA_INFO]
-    for _, _, raw in read_messages(reader, connections, bag):
-        k = [float(v) for v in deserialize_message(bytes(raw), CameraInfo).k]
-        return k if k[0] > 0 and k[4] > 0 else None
+    if not connections:  # (an empty list would read every message of the bag)
+        return None
+    for _, timestamp, raw in read_messages(reader, connections, bag):
+        info = deserialize_message(bytes(raw), CameraInfo)
+        try:
+            return CameraModel.from_camera_info(info.k, info.d, info.distortion_model, info.width, info.height,
+                                                info.p, rectified=rectified)
+        except ValueError as exc:
+            raise BagError(f"{topic} in bag '{bag}' (the first message, t={timestamp} ns): {exc}; give --intrinsics "
+                           "instead") from None
     return None
 
 
@@ -159,6 +139,7 @@ class BagSummary:
 class _Frame:
     timestamp: int
     raw: bytes
+    received: float  # time.perf_counter() when it was read from the bag
     header: object | None = None  # std_msgs/Header
     rgb: object | None = None  # np.ndarray, None for a bad frame
 
@@ -182,25 +163,30 @@ def process_bag(
     storage: str | None = None,
     namespace: str | None = None,
     batch_size: int = 8,
-    ground: GroundOptions | None = None,
+    ground: GroundConfig | None = None,
     intrinsics: Sequence[float] | None = None,
     camera_info_topic: str | None = None,
+    rectified: bool = False,
     progress: bool = True,
 ) -> BagSummary:
     """Find the lanes of every image on `topic` of bag `bag`; write them with the images to a new bag `out`.
 
-    `storage` ('mcap', 'sqlite3') defaults to the input's. Camera intrinsics (for the markers and a ground plane
-    from a camera height) come from `intrinsics` or else the first message of `camera_info_topic` (default:
-    <image topic's namespace>/camera_info when the bag has it). A frame that cannot be decoded (ImageError) is
-    copied, warned about with its timestamp and reason, counted and otherwise skipped.
+    `storage` ('mcap', 'sqlite3') defaults to the input's. The camera calibration (for the markers and a ground
+    plane from a camera height) comes from `intrinsics` or else the first message of `camera_info_topic` (default:
+    <image topic's namespace>/camera_info when the bag has it), with its lens distortion unless `rectified`. A frame
+    that cannot be decoded (ImageError) is copied, warned about with its timestamp and reason, counted and otherwise
+    skipped; a frame of another size than the calibration's gets no ground points (warned about once per size).
     """
     import numpy as np
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
+    from lane_seg_core.camera import CameraModel
+
     from .cdr import decode_camera_message
-    from .conversions import ImageError, array_to_image, detection_to_lane_array, lane_markers
+    from .conversions import ImageError
+    from .frame import FramePipeline, frame_outputs
 
     bag, out = Path(bag), Path(out)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -221,16 +207,21 @@ def process_bag(
             raise BagError(f"image topic '{topic}' is also an output topic; choose another --namespace")
         image_connections = [c for c in reader.connections if c.topic == topic]
 
-        if intrinsics is None:
+        if intrinsics is not None:
+            camera = CameraModel(np.asarray(intrinsics, dtype=np.float64))
+        else:
             info_topic = camera_info_topic or camera_info_topic_for(topic, compressed)
             if camera_info_topic is not None and bag_topics(reader).get(info_topic) != CAMERA_INFO:
                 raise BagError(f"topic '{info_topic}' in bag '{bag}' is not a sensor_msgs/CameraInfo topic; "
                                f"its topics: {describe_topics(bag_topics(reader))}")
-            intrinsics = read_camera_matrix(reader, info_topic, bag)
-        plane = ground.plane(intrinsics) if ground is not None else None
-        if plane is not None:
-            detector = detector.with_ground_plane(plane)
-        ground_frame = ground.frame if ground is not None else ""
+            camera = read_camera_model(reader, info_topic, bag, rectified)
+        plane = ground.plane(camera) if ground is not None else None
+        if ground is not None and plane is None:
+            raise ValueError("a ground plane from --camera-height needs the camera matrix: give --intrinsics "
+                             "FX FY CX CY or a bag with a sensor_msgs/CameraInfo topic (--camera-info)")
+        pipeline = FramePipeline(detector if plane is None else detector.with_ground_plane(plane),
+                                 ground.frame_id if ground else "", camera)
+        warned_sizes: set[tuple[int, int]] = set()
 
         writer = Writer(out, version=BAG_VERSION,
                         storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
@@ -245,31 +236,42 @@ def process_bag(
             mask_out = writer.add_connection(outputs.instance_mask, IMAGE, typestore=typestore)
             markers_out = writer.add_connection(outputs.markers, MARKER_ARRAY, typestore=typestore)
 
+            def for_frame(frame: _Frame) -> FramePipeline:
+                """The pipeline for this frame's size (a calibration for another size is not used; said once)."""
+                size = (frame.rgb.shape[1], frame.rgb.shape[0])
+                fitted, problem = pipeline.for_size(*size)
+                if problem and size not in warned_sizes:
+                    warned_sizes.add(size)
+                    tqdm.write(f"lane-seg bag: warning: {topic} frame at t={frame.timestamp / 1e9:.9f} s: {problem}",
+                               file=sys.stderr)
+                return fitted
+
             def flush(batch: list[_Frame]) -> None:
                 """Detect a batch's lanes; write each image followed by its results, in time order."""
                 nonlocal lanes, written
                 good = [f for f in batch if f.rgb is not None]
-                detections = iter(detector([f.rgb for f in good]) if good else [])
+                fitted = {id(f): for_frame(f) for f in good}
+                detections = {}
+                for group in {id(p): p for p in fitted.values()}.values():  # one network batch per pipeline
+                    members = [f for f in good if fitted[id(f)] is group]
+                    detections.update(zip(map(id, members), group.detector([f.rgb for f in members])))
                 for frame in batch:
                     writer.write(image_out, frame.timestamp, frame.raw)
                     written += 1
                     if frame.rgb is None:
                         continue
-                    detection = next(detections)
-                    lane_array = detection_to_lane_array(detection, frame.header, ground_frame,
-                                                         detection.timings["total"])
-                    mask = array_to_image(detection.instance_mask, frame.header, "mono8")
-                    markers = lane_markers(lane_array.lanes, frame.header, detection.image_size, intrinsics)
-                    writer.write(lanes_out, frame.timestamp, serialize_message(lane_array))
-                    writer.write(mask_out, frame.timestamp, serialize_message(mask))
-                    writer.write(markers_out, frame.timestamp, serialize_message(markers))
+                    detection = detections[id(frame)]
+                    result = frame_outputs(detection, frame.header, fitted[id(frame)], frame.received)
+                    writer.write(lanes_out, frame.timestamp, serialize_message(result.lanes))
+                    writer.write(mask_out, frame.timestamp, serialize_message(result.instance_mask))
+                    writer.write(markers_out, frame.timestamp, serialize_message(result.markers))
                     totals.append(detection.timings["total"])
                     lanes += len(detection.lanes)
                 bar.update(len(batch))
 
             batch: list[_Frame] = []
             for _, timestamp, raw in read_messages(reader, image_connections, bag):
-                frame = _Frame(timestamp, bytes(raw))
+                frame = _Frame(timestamp, bytes(raw), time.perf_counter())
                 frames += 1
                 try:
                     frame.header, frame.rgb = decode_camera_message(frame.raw, compressed)
@@ -325,6 +327,7 @@ def add_bag_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--lane-threshold", type=float, help="override the checkpoint's lane probability threshold")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_threads_argument(p)
     g = p.add_argument_group(
         "camera and ground plane", "Intrinsics place the markers; --camera-height or --homography also gives each "
                                    "lane points on the road (Lane.points_ground, metres, x forward, y left).")
@@ -332,45 +335,55 @@ def add_bag_command(sub: argparse._SubParsersAction) -> None:
                    help="camera matrix in pixels (default: the first message of --camera-info)")
     g.add_argument("--camera-info",
                    help="sensor_msgs/CameraInfo topic in the bag (default: <ns>/camera_info if present)")
-    g.add_argument("--camera-height", type=float, help="camera height over a flat road, m")
-    g.add_argument("--camera-pitch", type=float, help="camera pitch, rad, positive = looking down (default 0)")
-    g.add_argument("--camera-x", type=float, help="camera position ahead of the ground frame's origin, m (default 0)")
-    g.add_argument("--camera-y", type=float, help="camera position left of the ground frame's origin, m (default 0)")
-    g.add_argument("--homography", type=float, nargs=9, metavar="H",
-                   help="image (u, v, 1) -> ground (x, y, 1) 3x3 matrix by rows, instead of --camera-height")
-    g.add_argument("--max-distance", type=float, help="drop ground points further ahead than this, m (default 80)")
-    g.add_argument("--ground-frame", help="frame id of the ground points (default base_footprint, as the node)")
+    for flag, name in GROUND_FLAGS.items():
+        setting = GROUND_SETTINGS[name]
+        unit = f"{setting.info.unit}, " if setting.info.unit else ""
+        if name == "homography":
+            g.add_argument(flag, type=float, nargs=9, metavar="H",
+                           help=f"{setting.info.description.split(';')[0]}, instead of --camera-height")
+        elif name == "height":
+            g.add_argument(flag, type=float, help=f"{setting.info.description} ({unit}in {setting.info.bounds}); "
+                                                  "gives each lane ground points")
+        else:
+            g.add_argument(flag, type=setting.type, help=f"{setting.info.description} ({unit}default {setting.default})")
+    g.add_argument("--rectified", action="store_true",
+                   help="the images are rectified: use the CameraInfo's P and ignore its lens distortion")
     p.set_defaults(func=_run_bag)
 
 
-def _ground_options(args: argparse.Namespace) -> GroundOptions | None:
-    """GroundOptions from the command line; None when neither --camera-height nor --homography is given."""
+# `lane-seg bag` flag -> GroundConfig field (its description, unit, default and range come from there)
+GROUND_FLAGS = {"--camera-height": "height", "--camera-pitch": "pitch", "--camera-x": "x_offset",
+                "--camera-y": "y_offset", "--homography": "homography", "--max-distance": "max_distance",
+                "--ground-frame": "frame_id"}
+GROUND_SETTINGS = {s.name: s for s in settings_of(GroundConfig)}
+
+
+def _ground_config(args: argparse.Namespace) -> GroundConfig | None:
+    """The ground plane settings of the command line; None when neither --camera-height nor --homography is given."""
     if args.camera_height is not None and args.homography is not None:
         raise ValueError("give either --camera-height or --homography, not both")
-    extra = {"--camera-pitch": args.camera_pitch, "--camera-x": args.camera_x, "--camera-y": args.camera_y,
-             "--max-distance": args.max_distance, "--ground-frame": args.ground_frame}
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in GROUND_FLAGS}
+    given = {flag: value for flag, value in given.items() if value is not None}
     if args.camera_height is None and args.homography is None:
-        given = [name for name, value in extra.items() if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply with --camera-height or --homography")
         return None
-    defaults = GroundOptions()
-    return GroundOptions(
-        frame=args.ground_frame if args.ground_frame is not None else defaults.frame,
-        height=args.camera_height,
-        pitch=args.camera_pitch if args.camera_pitch is not None else defaults.pitch,
-        x_offset=args.camera_x if args.camera_x is not None else defaults.x_offset,
-        y_offset=args.camera_y if args.camera_y is not None else defaults.y_offset,
-        max_distance=args.max_distance if args.max_distance is not None else defaults.max_distance,
-        homography=args.homography,
-    )
+    try:
+        return GroundConfig(**{GROUND_FLAGS[flag]: value for flag, value in given.items()})
+    except ValueError as exc:  # name the flag, not the field
+        message = str(exc)
+        for flag, name in GROUND_FLAGS.items():
+            message = message.replace(f"GroundConfig.{name} ", f"{flag} ").replace(f"GroundPlane.{name} ", f"{flag} ")
+        raise ValueError(message) from None
 
 
 def _run_bag(args: argparse.Namespace) -> int:
-    ground = _ground_options(args)
+    ground = _ground_config(args)
     topic = check_bag_job(args.input, args.out, args.topic)  # before the model loads
     from lane_seg_core.inference import LaneDetector
+    from lane_seg_core.threads import use_cpu_threads
 
+    use_cpu_threads(args.threads)
     detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
     if args.lane_threshold is not None:
         detector = detector.with_settings(lane_threshold=args.lane_threshold)
@@ -378,7 +391,7 @@ def _run_bag(args: argparse.Namespace) -> int:
         args.input, args.out, detector, topic=topic, storage=args.storage, namespace=args.namespace,
         batch_size=args.batch_size, ground=ground,
         intrinsics=intrinsics_matrix(*args.intrinsics) if args.intrinsics else None,
-        camera_info_topic=args.camera_info, progress=args.progress,
+        camera_info_topic=args.camera_info, rectified=args.rectified, progress=args.progress,
     )
     print(summary.describe())
     return 0

@@ -14,44 +14,16 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from lane_seg_core.camera import CameraModel
 from lane_seg_core.inference import Detection
 from lane_seg_core.postprocess import Lane
 from lane_seg_core.visualize import lane_colour
 
-# encoding -> (channels, conversion to RGB or None when already RGB)
-ENCODINGS = {
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
-}
-MAX_PIXELS = 8192 * 8192  # refuse absurd sizes before allocating anything
-
-
-class ImageError(ValueError):
-    """A camera message that cannot be used; the message names the field that is wrong."""
-
+from .encodings import ImageError, pixels_to_rgb
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8) -> RGB uint8 [H,W,3]; a view of the data for rgb8."""
-    if msg.encoding not in ENCODINGS:
-        raise ImageError(f"encoding '{msg.encoding}' is not supported (use one of {', '.join(ENCODINGS)})")
-    channels, conversion = ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ImageError(f"empty image: width={width} height={height}")
-    if height * width > MAX_PIXELS:
-        raise ImageError(f"image of {width}x{height} is larger than the {MAX_PIXELS} pixels accepted")
-    if step < width * channels:
-        raise ImageError(f"step={step} is less than width*channels={width * channels} for {msg.encoding}")
-    if len(msg.data) < step * height:
-        raise ImageError(f"data has {len(msg.data)} bytes, expected step*height={step * height}")
-    data = np.frombuffer(msg.data, dtype=np.uint8, count=step * height).reshape(height, step)
-    pixels = data[:, : width * channels].reshape(height, width, channels)
-    if conversion is None:
-        return pixels
-    return cv2.cvtColor(pixels, conversion)
+    """sensor_msgs/Image (any encoding of lane_seg_ros.encodings) -> RGB uint8 [H,W,3]; a view of the data for rgb8."""
+    return pixels_to_rgb(msg.data, int(msg.width), int(msg.height), int(msg.step), msg.encoding, msg.is_bigendian)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -77,10 +49,8 @@ def _points(xy: np.ndarray) -> list[Point32]:
     return [Point32(x=float(x), y=float(y), z=0.0) for x, y in xy]
 
 
-def detection_to_lane_array(
-    detection: Detection, header: Header, ground_frame_id: str = "", processing_ms: float = 0.0
-) -> LaneArray:
-    """A Detection -> lane_seg/LaneArray carrying the input image's header."""
+def detection_to_lane_array(detection: Detection, header: Header, ground_frame_id: str = "") -> LaneArray:
+    """A Detection -> lane_seg/LaneArray carrying the input image's header (processing_ms left 0)."""
     lanes = []
     for lane in detection.lanes:
         msg = LaneMsg(id=lane.id, position=lane.position, confidence=float(lane.confidence),
@@ -90,23 +60,22 @@ def detection_to_lane_array(
             msg.points_ground = _points(lane.ground_points)
         lanes.append(msg)
     width, height = detection.image_size
-    return LaneArray(header=header, image_width=width, image_height=height, lanes=lanes,
-                     processing_ms=float(processing_ms))
+    return LaneArray(header=header, image_width=width, image_height=height, lanes=lanes)
 
 
 def lane_markers(
-    lanes: Sequence[LaneMsg], header: Header, image_size: tuple[int, int],
-    intrinsics: Sequence[float] | None = None, lifetime_s: float = 0.5, namespace: str = "lanes",
+    lanes: Sequence[LaneMsg], header: Header, image_size: tuple[int, int], camera: CameraModel | None = None,
+    lifetime_s: float = 0.5, namespace: str = "lanes",
 ) -> MarkerArray:
-    """One LINE_STRIP per lane in a stable colour, after a DELETEALL that clears the previous frame's lanes.
+    """One LINE_STRIP per lane, coloured by its place beside the vehicle, after a DELETEALL of the last frame's.
 
-    Lanes with ground points are drawn on the road in their ground frame. Others are drawn where the
-    camera sees them: on the plane 1 m in front of the camera, in the image's (optical) frame, using the
-    camera intrinsics K when known and a nominal focal length of one image width otherwise.
+    Lanes with ground points are drawn on the road in their ground frame. Others are drawn where the camera sees
+    them: on the plane 1 m in front of the camera, in the image's (optical) frame, through the camera's
+    calibration (lens distortion removed) when known and a nominal focal length of one image width otherwise.
     """
     width, height = image_size
-    fx, cx, fy, cy = (intrinsics[0], intrinsics[2], intrinsics[4], intrinsics[5]) if intrinsics else \
-        (float(width), width / 2.0, float(width), height / 2.0)
+    k = camera.k if camera is not None else np.array([[width, 0.0, width / 2.0], [0.0, width, height / 2.0],
+                                                      [0.0, 0.0, 1.0]])
     markers = [Marker(header=header, ns=namespace, action=Marker.DELETEALL)]
     for lane in lanes:
         if lane.points_ground:
@@ -114,7 +83,11 @@ def lane_markers(
             line_width = 0.15  # metres on the road
         else:
             frame = header.frame_id
-            points = [Point(x=(p.x - cx) / fx, y=(p.y - cy) / fy, z=1.0) for p in lane.points_image]
+            pixels = np.array([(p.x, p.y) for p in lane.points_image], np.float64).reshape(-1, 2)
+            if camera is not None:
+                pixels = camera.undistort(pixels)
+            rays = (pixels - k[:2, 2]) / np.diag(k)[:2]
+            points = [Point(x=float(x), y=float(y), z=1.0) for x, y in rays]
             line_width = 0.005  # metres at 1 m from the camera
         if len(points) < 2:
             continue
@@ -122,7 +95,7 @@ def lane_markers(
                         type=Marker.LINE_STRIP, action=Marker.ADD, points=points)
         marker.pose.orientation.w = 1.0
         marker.scale.x = line_width
-        r, g, b = (c / 255.0 for c in lane_colour(lane.id))
+        r, g, b = (c / 255.0 for c in lane_colour(lane.position))
         marker.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
         marker.lifetime = Duration(sec=int(lifetime_s), nanosec=int(round((lifetime_s % 1) * 1e9)))
         markers.append(marker)

@@ -223,7 +223,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=1.0, help="play speed: 1 = real time as on a vehicle (default), "
                                                            "0.5 = half speed (a slow CPU then answers more frames)")
     p.add_argument("--seconds", type=float, default=DriveConfig().seconds, help="length of the synthetic drive")
-    p.add_argument("--threads", type=int, default=0, help="the node's torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="the node's torch CPU threads (0: half the CPUs)")
 
 
 def add_demo_command(sub: argparse._SubParsersAction) -> None:
@@ -323,7 +323,8 @@ def report(source: Source, recorded: Path, out: Path, rate: float, began: float)
     score = rep.score_answers(preds, truth)
     print(f"ground truth:      {source.labels} ({len(truth)} frames)")
     print(f"predictions:       {path} (the node's lanes of the {len(preds)} answered frames, tuSimple format)")
-    print(f"F1:                {score.f1:.4f} over the {score.frames} answered frames (official rules, 200 ms included)")
+    print(f"F1:                {score.f1:.4f} over the {score.frames} answered frames (precision 1 - FP, recall 1 - FN; "
+          "FP and FN by the official rules, 200 ms included)")
     print(f"demo took {time.perf_counter() - began:.0f} s")
     print(score.summary())
     return 0

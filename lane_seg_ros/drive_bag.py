@@ -98,7 +98,7 @@ def write_drive_bag(
     from tqdm import tqdm
 
     from lane_seg_core.drive import render_drive
-    from lane_seg_core.synth import H_SAMPLES
+    from lane_seg_core.tusimple import H_SAMPLES
     from lane_seg_core.tusimple import LaneRecord, write_records
 
     from .bag_io import lane_typestore

@@ -19,7 +19,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import rclpy
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from lane_seg.msg import LaneArray
 from rcl_interfaces.msg import SetParametersResult
@@ -27,21 +26,27 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import get_rmw_implementation_identifier
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from lane_seg_core.camera import CameraModel
 from lane_seg_core.cli import BUILTIN_CHECKPOINT
 from lane_seg_core.inference import Detection, LaneDetector, resolve_device
+from lane_seg_core.threads import use_cpu_threads
 from lane_seg_core.visualize import draw_detection
 
-from . import parameters
+from . import fastdds, parameters
 from .cdr import decode_camera_message
-from .conversions import ImageError, array_to_image, detection_to_lane_array, lane_markers
+from .conversions import ImageError, array_to_image
+from .frame import FramePipeline, frame_outputs
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 WARN_EVERY_S = 5.0  # throttle of the bad-frame warnings
+STOP_NOTICE_S = 2.0  # a stop waiting longer than this for the frame in hand says so
+SILENCE_WARN_EVERY_S = 30.0  # throttle of "a publisher is matched but nothing arrives"
 
 
 class StartupError(RuntimeError):
@@ -52,9 +57,7 @@ class StartupError(RuntimeError):
 class Pipeline:
     """Everything the worker needs for one frame; replaced as a whole when a setting changes."""
 
-    detector: LaneDetector  # with the current post-processing settings and ground plane
-    ground_frame_id: str
-    intrinsics: tuple[float, ...] | None  # camera K for the rviz markers (parameter, else camera_info)
+    frame: FramePipeline  # the detector with the current post-processing settings and ground plane, the camera
     publish_overlay: bool
 
 
@@ -109,10 +112,15 @@ class LaneSegNode(Node):
         self._stats = FrameStats()
         self._frame_ready = threading.Condition()
         self._pending: tuple[bytes, float] | None = None  # newest serialised image, perf_counter at receipt
+        self._received = 0  # images that arrived (written under _frame_ready)
+        self._received_before = 0  # ... at the previous status report
+        self._silent_periods = 0  # consecutive status periods with a publisher matched and no image arriving
+        self._frames_problem: str | None = None  # why large frames may not arrive (no shared-memory profile)
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._settings_lock = threading.Lock()  # parameter and camera_info callbacks replacing the pipeline
-        self._camera_k: tuple[float, ...] | None = None
+        self._camera_info: tuple | None = None  # the fields of the last usable CameraInfo (to skip unchanged ones)
+        self._camera: CameraModel | None = None  # its calibration
         self._waiting_for_camera_info = False
 
     # ------------------------------------------------------------------------------------------------ start-up
@@ -120,7 +128,8 @@ class LaneSegNode(Node):
     def start(self) -> None:
         """Declare the parameters, load and warm up the model, create the topics; StartupError when it cannot."""
         try:
-            self._values = parameters.declare(self, parameters.STARTUP + parameters.OUTPUT + parameters.GROUND)
+            self._values = parameters.declare(
+                self, parameters.STARTUP + parameters.OUTPUT + parameters.CAMERA + parameters.GROUND)
             parameters.check_startup(self._values)
         except (ParameterException, ValueError) as exc:
             raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
@@ -130,7 +139,7 @@ class LaneSegNode(Node):
             self._pipeline = self._build_pipeline(self._values, None)
         except (ParameterException, ValueError) as exc:
             raise StartupError(f"invalid parameter: {_one_line(exc)}") from None
-        self._pipeline.detector.warm_up()
+        self._pipeline.frame.detector.warm_up()
 
         self._lanes_pub = self.create_publisher(LaneArray, "lanes", OUTPUT_QOS)
         self._mask_pub = self.create_publisher(Image, "lanes/instance_mask", OUTPUT_QOS)
@@ -138,7 +147,11 @@ class LaneSegNode(Node):
         self._overlay_pub = self.create_publisher(Image, "lanes/overlay", OUTPUT_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(self._values["diagnostics_period"], self._report)
+        self.add_pre_set_parameters_callback(parameters.coerce)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # rclpy keeps this node's -p and parameters-file values in _parameter_overrides (no public accessor)
+        for warning in parameters.unknown_parameters(list(getattr(self, "_parameter_overrides", {}))):
+            self.get_logger().warning(warning)
         self._worker = threading.Thread(target=self._work, name="lane_seg_worker", daemon=True)
         self._worker.start()
 
@@ -147,7 +160,10 @@ class LaneSegNode(Node):
             reliability=ReliabilityPolicy.RELIABLE if self._values["qos.reliability"] == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, input_qos)
+        # camera_info is best effort whatever the images are: a best-effort reader matches reliable and best-effort
+        # (and latched) camera_info publishers alike, where a reliable one would miss a best-effort driver.
+        self._camera_info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                                         qos_profile_sensor_data)
         # The image subscription comes last: once it is matched, the node is ready. It takes the serialised
         # message (raw): the worker deserialises only the images it processes, and the executor thread does not
         # hold the GIL for milliseconds per camera frame while the worker needs it.
@@ -157,17 +173,23 @@ class LaneSegNode(Node):
         prep = self._base_detector.prep
         self.get_logger().info(
             f"ready: lanes from {self._image_sub.topic_name} ({self._values['qos.reliability']}, depth "
-            f"{self._values['qos.depth']}), model {self._model_name}, device {self._base_detector.device}, "
+            f"{self._values['qos.depth']}), model {self._model_name}, device {self._base_detector.device} "
+            f"({self._threads} CPU threads), "
             f"input {prep.input_width}x{prep.input_height}"
         )
+        self._frames_problem = fastdds.camera_frames_problem() if uses_fast_dds() else None
+        if self._frames_problem:
+            self.get_logger().warning(
+                f"{self._frames_problem}: camera frames larger than that sent best effort will not arrive (640x360 "
+                f"bgr8 is 675 KB). Start the node and the camera driver with "
+                f"FASTDDS_DEFAULT_PROFILES_FILE={fastdds.packaged_profile()} (the launch file sets it for the node)")
 
     def _load_detector(self) -> tuple[LaneDetector, str]:
         try:
             device = resolve_device(self._values["device"])
         except ValueError as exc:
             raise StartupError(f"invalid parameter: device: {exc}") from None
-        if self._values["threads"] > 0:
-            torch.set_num_threads(self._values["threads"])
+        self._threads = use_cpu_threads(self._values["threads"])
         path = Path(self._values["checkpoint"] or BUILTIN_CHECKPOINT)
         try:
             detector = LaneDetector.from_checkpoint(path, device=str(device))
@@ -178,18 +200,29 @@ class LaneSegNode(Node):
 
     # ------------------------------------------------------------------------------------------------ settings
 
-    def _build_pipeline(self, values: dict[str, Any], camera_k: tuple[float, ...] | None) -> Pipeline:
+    def _build_pipeline(self, values: dict[str, Any], camera: CameraModel | None) -> Pipeline:
         """The detector with these settings; ValueError naming the setting when one is invalid."""
-        ground = parameters.GroundSettings.from_values(values)
-        plane = ground.plane(camera_k)
+        ground = parameters.ground_config(values)
+        enabled = values["ground.enabled"]
+        if enabled and not ground.frame_id:
+            raise ValueError("ground.frame_id must not be empty while ground.enabled is true")
+        camera = CameraModel(ground.intrinsics) if ground.intrinsics else camera
+        plane = ground.plane(camera) if enabled else None
         detector = self._base_detector.with_settings(**parameters.postprocess_settings(values)).with_ground_plane(plane)
-        waiting = ground.needs_camera_info and plane is None
+        waiting = enabled and plane is None
         if waiting and not self._waiting_for_camera_info:
-            self.get_logger().info("ground plane: waiting for the camera intrinsics on camera_info")
+            self.get_logger().info(f"ground plane: waiting for the camera calibration on "
+                                   f"{self._camera_info_topic()}")
         self._waiting_for_camera_info = waiting
-        return Pipeline(detector, ground.frame_id, ground.intrinsics or camera_k, values["publish_overlay"])
+        return Pipeline(FramePipeline(detector, ground.frame_id, camera), values["publish_overlay"])
+
+    def _camera_info_topic(self) -> str:
+        return self.resolve_topic_name("camera_info")
 
     def _on_set_parameters(self, changed: Sequence[Parameter]) -> SetParametersResult:
+        wrong = [problem for problem in map(parameters.type_error, changed) if problem]
+        if wrong:
+            return SetParametersResult(successful=False, reason="; ".join(wrong))
         ours = {p.name: parameters.value_of(p) for p in changed if p.name in parameters.SPECS}
         fixed = [name for name in ours if not parameters.SPECS[name].runtime]
         if fixed:
@@ -200,7 +233,7 @@ class LaneSegNode(Node):
         with self._settings_lock:
             values = self._values | ours
             try:
-                pipeline = self._build_pipeline(values, self._camera_k)
+                pipeline = self._build_pipeline(values, self._camera)
             except ValueError as exc:
                 shown = ", ".join(f"{name}={value!r}" for name, value in ours.items())
                 return SetParametersResult(successful=False, reason=f"rejected {shown}: {exc}")
@@ -211,25 +244,32 @@ class LaneSegNode(Node):
         return SetParametersResult(successful=True)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        k = tuple(float(v) for v in msg.k)
-        if k[0] <= 0.0 or k == self._camera_k:  # uncalibrated (K all zero) or unchanged
+        fields = (tuple(msg.k), tuple(msg.d), msg.distortion_model, msg.width, msg.height, tuple(msg.p),
+                  self._values["rectified"])
+        if fields == self._camera_info:
             return
         with self._settings_lock:
             try:
-                pipeline = self._build_pipeline(self._values, k)
+                camera = CameraModel.from_camera_info(msg.k, msg.d, msg.distortion_model, msg.width, msg.height, msg.p,
+                                                      rectified=self._values["rectified"])
+                pipeline = self._build_pipeline(self._values, camera)
             except ValueError as exc:
-                self.get_logger().warning(f"camera_info K {list(k)} is not usable: {exc}",
-                                          throttle_duration_sec=WARN_EVERY_S)
+                if self._values["ground.enabled"]:  # else only the markers use it, with a nominal focal length
+                    self.get_logger().warning(f"camera_info on {self._camera_info_topic()} is not usable: {exc}",
+                                              throttle_duration_sec=WARN_EVERY_S)
                 return
-            self._camera_k, self._pipeline = k, pipeline
-        self.get_logger().info(f"camera intrinsics from camera_info: fx={k[0]:.1f} fy={k[4]:.1f} cx={k[2]:.1f} "
-                               f"cy={k[5]:.1f}")
+            self._camera_info, self._camera, self._pipeline = fields, camera, pipeline
+        k = camera.k
+        lens = f", {camera.distortion_model} distortion removed" if camera.distorted else ""
+        self.get_logger().info(f"camera calibration from {self._camera_info_topic()}: {msg.width}x{msg.height}, "
+                               f"fx={k[0, 0]:.1f} fy={k[1, 1]:.1f} cx={k[0, 2]:.1f} cy={k[1, 2]:.1f}{lens}")
 
     # ------------------------------------------------------------------------------------------------ frames
 
     def _on_image(self, raw: bytes) -> None:
         received = time.perf_counter()
         with self._frame_ready:
+            self._received += 1
             if self._pending is not None:
                 self._stats.frame_dropped()
             self._pending = (raw, received)
@@ -248,12 +288,15 @@ class LaneSegNode(Node):
         pipeline = self._pipeline  # read once: this frame uses one consistent set of settings
         try:
             header, rgb = decode_camera_message(raw, compressed=self._image_type is CompressedImage)
-            detection: Detection = pipeline.detector(rgb)
-            lanes = detection_to_lane_array(detection, header, pipeline.ground_frame_id)
-            lanes.processing_ms = latency_ms = (time.perf_counter() - received) * 1e3
-            self._lanes_pub.publish(lanes)
-            self._mask_pub.publish(array_to_image(detection.instance_mask, header, "mono8"))
-            self._markers_pub.publish(lane_markers(lanes.lanes, header, detection.image_size, pipeline.intrinsics))
+            frame, problem = pipeline.frame.for_size(rgb.shape[1], rgb.shape[0])
+            if problem:
+                self.get_logger().warning(f"{self._camera_info_topic()}: {problem}", throttle_duration_sec=WARN_EVERY_S)
+            detection: Detection = frame.detector(rgb)
+            outputs = frame_outputs(detection, header, frame, received)
+            self._lanes_pub.publish(outputs.lanes)
+            self._mask_pub.publish(outputs.instance_mask)
+            self._markers_pub.publish(outputs.markers)
+            latency_ms = outputs.lanes.processing_ms
             overlay = pipeline.publish_overlay and self._overlay_pub.get_subscription_count() > 0
             if overlay:
                 self._overlay_pub.publish(array_to_image(draw_detection(rgb, detection), header, "rgb8"))
@@ -274,6 +317,7 @@ class LaneSegNode(Node):
     # ------------------------------------------------------------------------------------------------ reports
 
     def _report(self) -> None:
+        self._warn_when_nothing_arrives()
         s = self._stats.period()
         latency = f"latency p50 {s['p50']:.1f} ms p95 {s['p95']:.1f} ms" if s["rate"] > 0 else "no frames"
         line = (f"{s['rate']:.1f} Hz, {latency}; totals: {s['processed']} processed, {s['dropped']} dropped, "
@@ -307,15 +351,40 @@ class LaneSegNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_pub.publish(DiagnosticArray(header=header, status=[status]))
 
+    def _warn_when_nothing_arrives(self) -> None:
+        """A camera publisher is matched but no image arrived for two status periods: say why that may be."""
+        received = self._received
+        publishers = self._image_sub.get_publisher_count()
+        self._silent_periods = self._silent_periods + 1 if publishers and received == self._received_before else 0
+        self._received_before = received
+        if self._silent_periods < 2:
+            return
+        seconds = self._silent_periods * self._values["diagnostics_period"]
+        cause = self._frames_problem or "frames larger than the shared-memory segment of either process are dropped"
+        self.get_logger().warning(
+            f"{publishers} publisher(s) matched on {self._image_sub.topic_name} but no image arrived in the last "
+            f"{seconds:.0f} s. If the camera is publishing, its frames are lost in transport: {cause}. The node and "
+            f"the camera driver both need FASTDDS_DEFAULT_PROFILES_FILE={fastdds.packaged_profile()}",
+            throttle_duration_sec=SILENCE_WARN_EVERY_S)
+
     # ------------------------------------------------------------------------------------------------ shutdown
 
     def stop(self) -> None:
-        """Stop the worker (it finishes the frame in hand) before the node is destroyed."""
+        """Stop the worker; it finishes the frame in hand (however long its forward pass) before the node goes."""
         with self._frame_ready:
             self._stopping = True
             self._frame_ready.notify()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
+        if self._worker is None:
+            return
+        self._worker.join(timeout=STOP_NOTICE_S)
+        if self._worker.is_alive():
+            self.get_logger().info("stopping: waiting for the frame in hand to finish")
+            self._worker.join()
+
+
+def uses_fast_dds() -> bool:
+    """Whether this process's RMW is Fast-DDS (the shared-memory profile check applies only there)."""
+    return get_rmw_implementation_identifier() == "rmw_fastrtps_cpp"
 
 
 def _one_line(exc: BaseException) -> str:

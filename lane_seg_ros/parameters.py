@@ -1,12 +1,14 @@
 """The node's parameters, each declared once: type, default, range, description, and whether it may change at run time.
 
-The post-processing settings (lane_threshold, bandwidth, min_pixels, max_lanes, polyline_step) have no default here:
-they default to the loaded checkpoint's own values, so the checkpoint stays their one source of truth.
+The post-processing and ground-plane parameters are derived from the core's declarations (PostprocessConfig and
+GroundConfig fields: description, unit, range), so the node, `lane-seg bag` and the docs cannot disagree. The
+post-processing ones have no default here: they default to the loaded checkpoint's own values, so the checkpoint
+stays their one source of truth.
 """
 
 from __future__ import annotations
 
-import math
+import difflib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -14,11 +16,21 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from lane_seg_core.ground import GroundPlane
+from lane_seg_core.ground import GroundConfig
+from lane_seg_core.postprocess import PostprocessConfig
+from lane_seg_core.settings import Bounds, Setting, settings_of
 
 T = Parameter.Type
+SCALAR_TYPES = (T.DOUBLE, T.INTEGER, T.BOOL, T.STRING)
+TYPE_WORDS = {T.DOUBLE: "a double (a number with a decimal point, e.g. 0.8)", T.INTEGER: "an integer",
+              T.BOOL: "true or false", T.STRING: "a string", T.DOUBLE_ARRAY: "9 doubles, e.g. [1.0, 0.0, ...]"}
+# Parameters every rclpy node may have besides the ones declared here (ROS's own)
+ROS_OWN = ("use_sim_time", "start_type_description_service")
+ROS_OWN_PREFIXES = ("qos_overrides.",)
 QOS_RELIABILITY = ("best_effort", "reliable")
-NOMINAL_K = (1000.0, 0.0, 640.0, 0.0, 1000.0, 360.0, 0.0, 0.0, 1.0)  # checks ground settings before camera_info came
+GROUND_PREFIX = "ground."
+# PostprocessConfig fields the node exposes (the others stay as the checkpoint has them)
+NODE_POSTPROCESS = ("lane_threshold", "bandwidth", "min_pixels", "max_lanes", "polyline_step")
 
 
 @dataclass(frozen=True)
@@ -29,20 +41,33 @@ class Spec:
     type: Parameter.Type
     default: Any
     description: str
-    range: tuple[float, float] | None = None  # inclusive; the core may exclude an end (lane_threshold is in (0, 1))
+    bounds: Bounds | None = None  # allowed values; the descriptor carries its closed hull when both ends are finite
     runtime: bool = False  # may change while the node runs; otherwise setting it is refused: it requires a restart
 
     def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(name=self.name, type=self.type.value, description=self.description)
-        if self.range is not None and self.type == T.INTEGER:
-            low, high = int(self.range[0]), int(self.range[1])
-            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-        elif self.range is not None:
+        # Scalars are typed by this module (type_error), not by rclpy, whose refusal reads "expected '3' got '2'";
+        # an integer for a double is taken as that double (coerce).
+        descriptor = ParameterDescriptor(name=self.name, type=self.type.value, description=self.description,
+                                         dynamic_typing=self.type in SCALAR_TYPES)
+        bounded = self.bounds is not None and self.bounds.low is not None and self.bounds.high is not None
+        if bounded and self.type == T.INTEGER:
+            descriptor.integer_range = [IntegerRange(from_value=int(self.bounds.low), to_value=int(self.bounds.high),
+                                                     step=1)]
+        elif bounded:
             descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(self.range[0]), to_value=float(self.range[1]), step=0.0)
+                FloatingPointRange(from_value=float(self.bounds.low), to_value=float(self.bounds.high), step=0.0)
             ]
-        descriptor.additional_constraints = "can change at run time" if self.runtime else "read at start-up only"
+        when = "can change at run time" if self.runtime else "read at start-up only"
+        descriptor.additional_constraints = f"in {self.bounds}; {when}" if self.bounds is not None else when
         return descriptor
+
+    @classmethod
+    def of(cls, setting: Setting, prefix: str = "", checkpoint_default: bool = False, runtime: bool = True) -> "Spec":
+        """The parameter of a core setting (a PostprocessConfig or GroundConfig field)."""
+        kind = {float: T.DOUBLE, int: T.INTEGER, bool: T.BOOL, str: T.STRING}.get(setting.type, T.DOUBLE_ARRAY)
+        unit = f" ({setting.info.unit})" if setting.info.unit else ""
+        return cls(prefix + setting.name, kind, None if checkpoint_default else setting.default,
+                   setting.info.description + unit, setting.info.bounds, runtime)
 
 
 STARTUP = (
@@ -50,54 +75,37 @@ STARTUP = (
          "checkpoint file (.pt, or .onnx from `lane-seg export`); empty = the built-in model"),
     Spec("device", T.STRING, "auto",
          "auto (CUDA when present, else CPU), cpu, cuda or cuda:N; cuda without CUDA is an error"),
-    Spec("threads", T.INTEGER, 0, "torch CPU threads; 0 = torch's default (1 is steadier on a shared CPU)", (0, 256)),
+    Spec("threads", T.INTEGER, 0, "torch CPU threads; 0 = half the CPUs (all of them make torch stall when another "
+         "process takes a core)", Bounds(0, 256)),
     Spec("use_compressed", T.BOOL, False,
          "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     Spec("qos.reliability", T.STRING, "best_effort", "input QoS reliability: best_effort (sensor data) or reliable"),
-    Spec("qos.depth", T.INTEGER, 1, "input QoS history depth (keep last N)", (1, 100)),
+    Spec("qos.depth", T.INTEGER, 1, "input QoS history depth (keep last N)", Bounds(1, 100)),
 )
-POSTPROCESS = (  # defaults: the checkpoint's values; validated by lane_seg_core's PostprocessConfig
-    Spec("lane_threshold", T.DOUBLE, None, "lane probability above which a pixel is a lane pixel, in (0, 1)",
-         (0.0, 1.0), runtime=True),
-    Spec("bandwidth", T.DOUBLE, None, "clustering radius of one lane in embedding space (2 x delta_var of training)",
-         (0.0, 100.0), runtime=True),
-    Spec("min_pixels", T.INTEGER, None, "lanes with fewer lane pixels at the network input are dropped",
-         (1, 10**7), runtime=True),
-    Spec("max_lanes", T.INTEGER, None, "keep at most this many lanes (the largest)", (1, 255), runtime=True),
-    Spec("polyline_step", T.DOUBLE, None, "image rows between two points of a lane polyline", (0.5, 100.0),
-         runtime=True),
-)
+POSTPROCESS = tuple(Spec.of(s, checkpoint_default=True) for s in settings_of(PostprocessConfig)
+                    if s.name in NODE_POSTPROCESS)
 OUTPUT = (
     Spec("publish_overlay", T.BOOL, True, "publish lanes/overlay (rgb8 debug image) while someone subscribes to it",
          runtime=True),
     Spec("diagnostics_period", T.DOUBLE, 5.0, "seconds between two status reports (log line and /diagnostics)",
-         (0.1, 3600.0), runtime=True),
+         Bounds(0.1, 3600.0), runtime=True),
+)
+CAMERA = (
+    Spec("rectified", T.BOOL, False, "the images are rectified (image_proc's image_rect): camera_info's P is used "
+         "and its lens distortion ignored", runtime=True),
 )
 GROUND = (
     Spec("ground.enabled", T.BOOL, False, "add metric lane points on a flat road (Lane.points_ground)", runtime=True),
-    Spec("ground.frame_id", T.STRING, "base_footprint", "frame of the ground points (x forward, y left, z up)",
-         runtime=True),
-    Spec("ground.height", T.DOUBLE, 1.5, "camera height above the road (m), > 0", (0.0, 100.0), runtime=True),
-    Spec("ground.pitch", T.DOUBLE, 0.0, "camera pitch (rad), positive = looking down, in (-pi/2, pi/2)",
-         (-math.pi / 2, math.pi / 2), runtime=True),
-    Spec("ground.x_offset", T.DOUBLE, 0.0, "camera position forward of the frame origin (m)", (-100.0, 100.0),
-         runtime=True),
-    Spec("ground.y_offset", T.DOUBLE, 0.0, "camera position left of the frame origin (m)", (-100.0, 100.0),
-         runtime=True),
-    Spec("ground.max_distance", T.DOUBLE, 80.0, "drop ground points farther ahead of the camera than this (m), > 0",
-         (0.0, 10000.0), runtime=True),
-    Spec("ground.homography", T.DOUBLE_ARRAY, (), "image -> ground 3x3 homography, 9 values row-major; empty = "
-         "build it from the camera intrinsics, ground.height and ground.pitch", runtime=True),
-    Spec("ground.intrinsics", T.DOUBLE_ARRAY, (), "camera matrix K, 9 values row-major (CameraInfo.k); empty = take "
-         "it from the camera_info topic", runtime=True),
+    *(Spec.of(s, GROUND_PREFIX) for s in settings_of(GroundConfig)),
 )
-SPECS = {spec.name: spec for spec in STARTUP + POSTPROCESS + OUTPUT + GROUND}
+SPECS = {spec.name: spec for spec in STARTUP + POSTPROCESS + OUTPUT + CAMERA + GROUND}
 
 
 def declare(node: Node, specs: Sequence[Spec], checkpoint_defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Declare `specs` on the node (overrides from the parameters file or -p apply); their values by name.
 
-    Raises rclpy's ParameterException subclasses for a value of the wrong type or outside its range.
+    ValueError naming the parameter and the type it needs for a value of the wrong type (an integer for a double is
+    taken as that double); rclpy's ParameterException subclasses for a value outside its range.
     """
     values = {}
     for spec in specs:
@@ -108,8 +116,49 @@ def declare(node: Node, specs: Sequence[Spec], checkpoint_defaults: Mapping[str,
             default = float(default)
         elif spec.type == T.INTEGER:
             default = int(default)
-        values[spec.name] = value_of(node.declare_parameter(spec.name, default, spec.descriptor()))
+        declared = node.declare_parameter(spec.name, default, spec.descriptor())
+        fixed = coerce([declared])[0]
+        problem = type_error(fixed)
+        if problem:
+            raise ValueError(problem)
+        if fixed is not declared:
+            node.set_parameters([fixed])
+        values[spec.name] = value_of(fixed)
     return values
+
+
+def coerce(changed: list[Parameter]) -> list[Parameter]:
+    """The parameters with integers given for doubles (or integer arrays for double arrays) made doubles."""
+    fixed = []
+    for parameter in changed:
+        spec = SPECS.get(parameter.name)
+        if spec is not None and spec.type == T.DOUBLE and parameter.type_ == T.INTEGER:
+            parameter = Parameter(parameter.name, T.DOUBLE, float(parameter.value))
+        elif spec is not None and spec.type == T.DOUBLE_ARRAY and parameter.type_ == T.INTEGER_ARRAY:
+            parameter = Parameter(parameter.name, T.DOUBLE_ARRAY, [float(v) for v in parameter.value])
+        fixed.append(parameter)
+    return fixed
+
+
+def type_error(parameter: Parameter) -> str | None:
+    """'NAME must be <type>, got ...' when one of our parameters has a value of another type; else None."""
+    spec = SPECS.get(parameter.name)
+    if spec is None or parameter.type_ == spec.type or (spec.type == T.DOUBLE_ARRAY and parameter.type_ == T.NOT_SET):
+        return None
+    given = parameter.type_.name.lower().replace("_", " ")
+    return f"{spec.name} must be {TYPE_WORDS[spec.type]}, got the {given} {parameter.value!r}"
+
+
+def unknown_parameters(names: Sequence[str]) -> list[str]:
+    """A warning for each name the node does not declare (a typo in -p or the parameters file), with the nearest."""
+    warnings = []
+    for name in names:
+        if name in SPECS or name in ROS_OWN or name.startswith(ROS_OWN_PREFIXES):
+            continue
+        nearest = difflib.get_close_matches(name, list(SPECS), n=1, cutoff=0.6)
+        hint = f"; did you mean '{nearest[0]}'?" if nearest else f" (the node's parameters: {', '.join(SPECS)})"
+        warnings.append(f"unknown parameter '{name}' ignored{hint}")
+    return warnings
 
 
 def value_of(parameter: Parameter) -> Any:
@@ -133,56 +182,43 @@ def check_startup(values: Mapping[str, Any]) -> None:
         raise ValueError(f"qos.reliability must be one of {allowed}, got '{values['qos.reliability']}'")
 
 
-@dataclass(frozen=True)
-class GroundSettings:
-    """The ground.* parameters."""
+def ground_config(values: Mapping[str, Any]) -> GroundConfig:
+    """The ground.* parameters as the core's GroundConfig; ValueError naming the parameter (ground.<field>)."""
+    try:
+        return GroundConfig(**{spec.name.removeprefix(GROUND_PREFIX): values[spec.name] for spec in GROUND
+                               if spec.name != "ground.enabled"})
+    except ValueError as exc:  # the core names its fields GroundConfig.<field> / GroundPlane.<field>
+        reason = str(exc).replace("GroundPlane.camera_x", "ground.x_offset")
+        raise ValueError(reason.replace("GroundConfig.", GROUND_PREFIX).replace("GroundPlane.", GROUND_PREFIX)) from None
 
-    enabled: bool
-    frame_id: str
-    height: float
-    pitch: float
-    x_offset: float
-    y_offset: float
-    max_distance: float
-    homography: tuple[float, ...]
-    intrinsics: tuple[float, ...]
 
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> "GroundSettings":
-        return cls(**{spec.name.removeprefix("ground."): values[spec.name] for spec in GROUND})
+# ---------------------------------------------------------------------------------------------------- docs tables
 
-    @property
-    def needs_camera_info(self) -> bool:
-        """True when the plane is built from the camera_info topic's K."""
-        return self.enabled and not self.homography and not self.intrinsics
+TYPE_NAMES = {T.STRING: "string", T.INTEGER: "integer", T.DOUBLE: "double", T.BOOL: "bool", T.DOUBLE_ARRAY: "double[9]"}
 
-    def plane(self, camera_k: Sequence[float] | None = None) -> GroundPlane | None:
-        """The ground plane; None when disabled or still waiting for camera_info.
 
-        The settings are checked even when disabled (with a nominal K until one is known), so that an invalid value
-        is refused when it is set, not when the ground plane is switched on. ValueError names what is wrong.
-        """
-        for name in ("homography", "intrinsics"):
-            count = len(getattr(self, name))
-            if count not in (0, 9):
-                raise ValueError(f"ground.{name} must be 9 values (a row-major 3x3 matrix) or empty, got {count}")
-        if self.enabled and not self.frame_id:
-            raise ValueError("ground.frame_id must not be empty while ground.enabled is true")
-        try:
-            if self.homography:
-                plane = GroundPlane.from_homography(
-                    [self.homography[0:3], self.homography[3:6], self.homography[6:9]], self.max_distance,
-                    camera_x=self.x_offset,
-                )
-            else:
-                k = self.intrinsics or camera_k
-                plane = GroundPlane.from_camera(
-                    k or NOMINAL_K, self.height, self.pitch, x_offset=self.x_offset, y_offset=self.y_offset,
-                    max_distance=self.max_distance,
-                )
-                if not k:
-                    return None
-        except ValueError as exc:  # the core names its fields GroundPlane.<field>; here they are ground.<field>
-            reason = str(exc).replace("GroundPlane.camera_x", "ground.x_offset").replace("GroundPlane.", "ground.")
-            raise ValueError(reason) from None
-        return plane if self.enabled else None
+def table_row(spec: Spec, columns: Sequence[str]) -> str:
+    """The markdown table row of a parameter for a table with these column headings (README.md, docs/vehicle.md).
+
+    Known headings: parameter, type, default, range, run time (yes / restart), changes at run time (yes /
+    no (restart)) and an empty last one for the description, which carries the range when no column does.
+    """
+    if spec.default is None:
+        default = "from the checkpoint"
+    elif isinstance(spec.default, bool):
+        default = str(spec.default).lower()
+    elif spec.default in ("", ()):
+        default = '""' if spec.default == "" else "unset"
+    else:
+        default = str(spec.default)
+    description = spec.description
+    if "range" not in columns and spec.bounds is not None:
+        description += f", in {spec.bounds}" if str(spec.bounds)[0] not in "<>" else f", {spec.bounds}"
+    cells = {"parameter": f"`{spec.name}`", "type": TYPE_NAMES[spec.type], "default": default,
+             "range": str(spec.bounds) if spec.bounds is not None else "",
+             "run time": "yes" if spec.runtime else "restart",
+             "changes at run time": "yes" if spec.runtime else "no (restart)", "": description}
+    unknown = [c for c in columns if c not in cells]
+    if unknown:
+        raise ValueError(f"parameter table column(s) {unknown} unknown; known: {', '.join(map(repr, cells))}")
+    return "|" + "|".join(f" {cells[c]} " if cells[c] else " " for c in columns) + "|"

@@ -132,8 +132,8 @@ def predictions(output: NodeOutput, topic: str, truth: Sequence[LaneRecord]) -> 
     for gt in truth:
         answer = by_key.get(gt.raw_file)
         if answer is not None:
-            lanes = tuple(tuple(lane.resample(gt.h_samples, answer.image_size[0])) for lane in answer.lanes)
-            records.append(LaneRecord(gt.raw_file, gt.h_samples, lanes, answer.processing_ms))
+            records.append(LaneRecord.of_lanes(gt.raw_file, gt.h_samples, answer.lanes, answer.image_size[0],
+                                               answer.processing_ms))
     return records
 
 
@@ -226,7 +226,8 @@ def draw_run(
             gt = truth_by_key.get(frame_key(topic, stamp))
             dots = [lane_points(lane, gt.h_samples) for lane in gt.lanes] if gt is not None else []
             mask = recorded_mask(output.masks.get(stamp))
-            tinted = tint_lanes(rgb, mask) if mask is not None and mask.shape == rgb.shape[:2] else rgb
+            tinted = (tint_lanes(rgb, mask, output.answers[stamp].lanes)
+                      if mask is not None and mask.shape == rgb.shape[:2] and stamp in output.answers else rgb)
             picture = draw_lanes(tinted, latest.lanes if latest else [], dots)
             label = "lanes of this frame" if stamp in answered else ("held: latest answer" if latest else "no answer yet")
             cv2.putText(picture, f"t={(stamp - (stamps[0] if stamps else stamp)) / 1e9:6.2f} s  {label}", (20, 40),

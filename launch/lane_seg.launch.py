@@ -24,7 +24,7 @@ fastdds_profile:='' keeps whatever the environment already has.
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
@@ -129,20 +129,39 @@ def launch_setup(context, *args, **kwargs) -> list:
 
     # 3. rviz2 (optional), remapped from the rviz file's default topics to the ones used in this launch.
     if parse_bool("use_rviz", arg("use_rviz")):
-        prefix = f"/{namespace}" if namespace else ""
-        actions.append(Node(
-            package="rviz2",
-            executable="rviz2",
-            name="lane_seg_rviz",
-            arguments=["-d", os.path.join(get_package_share_directory(PACKAGE), "rviz", "lane_seg.rviz")],
-            remappings=[
-                (RVIZ_DEFAULT_TOPICS["image"], resolve(image_topic, namespace)),
-                (RVIZ_DEFAULT_TOPICS["overlay"], prefix + RVIZ_DEFAULT_TOPICS["overlay"]),
-                (RVIZ_DEFAULT_TOPICS["markers"], prefix + RVIZ_DEFAULT_TOPICS["markers"]),
-            ],
-            output="screen",
-        ))
+        require_rviz2()
+        actions.append(rviz_node(image_topic, namespace))
     return actions
+
+
+def rviz_node(image_topic: str, namespace: str) -> Node:
+    """rviz2 with the package's rviz file, remapped from its default topics to this launch's image and outputs."""
+    prefix = f"/{namespace}" if namespace else ""
+    return Node(
+        package="rviz2",
+        executable="rviz2",
+        name="lane_seg_rviz",
+        arguments=["-d", os.path.join(get_package_share_directory(PACKAGE), "rviz", "lane_seg.rviz")],
+        remappings=[
+            (RVIZ_DEFAULT_TOPICS["image"], resolve(image_topic, namespace)),
+            (RVIZ_DEFAULT_TOPICS["overlay"], prefix + RVIZ_DEFAULT_TOPICS["overlay"]),
+            (RVIZ_DEFAULT_TOPICS["markers"], prefix + RVIZ_DEFAULT_TOPICS["markers"]),
+        ],
+        output="screen",
+    )
+
+
+def require_rviz2() -> None:
+    """Stop the launch, before any process starts, when rviz2 is asked for but not installed.
+
+    launch_ros looks the executable up only when it starts it; failing then, the launch exits and leaves the node it
+    has already started running, orphaned.
+    """
+    try:
+        get_package_prefix("rviz2")
+    except PackageNotFoundError:
+        raise RuntimeError("use_rviz:=true, but the package 'rviz2' is not installed (not found in AMENT_PREFIX_PATH): "
+                           "install it (apt install ros-$ROS_DISTRO-rviz2) or use use_rviz:=false") from None
 
 
 def parse_bool(name: str, value: str) -> bool:

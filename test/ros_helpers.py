@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from lane_seg_ros.domain import DomainLease, ros_environment
 from lane_seg_ros.domain import reserve_domain_id as _reserve
+from processes import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
@@ -70,7 +71,8 @@ class NodeProcess:
             command += ["--params-file", str(params_file)]
         self.command = command + list(ros_args)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(self.command, cwd=REPO, env=env, stdout=out, stderr=err)
+            self.process = subprocess.Popen(self.command, cwd=REPO, env=env, stdout=out, stderr=err,
+                                            start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -101,14 +103,9 @@ class NodeProcess:
         return self.wait(timeout)
 
     def kill(self) -> None:
-        """Clean-up: SIGTERM, then SIGKILL if it does not exit."""
-        if self.alive():
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """Clean-up: stop the node's process group (SIGINT, then SIGKILL), whether the node still runs or not."""
+        stop_group(self.process.pid)
+        self.process.wait(10)
 
 
 class Inbox:
@@ -215,6 +212,22 @@ class Probe:
             if not self.wait_until(future.done, timeout):
                 raise TimeoutError(f"{node_name}/set_parameters did not answer within {timeout} s")
             return list(future.result().results)
+        finally:
+            self.node.destroy_client(client)
+
+    def get_parameters(self, node_name: str, names: Sequence[str], timeout: float = 20.0) -> dict[str, Any]:
+        """{name: value} of a remote node's parameters, through its get_parameters service."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        client = self.node.create_client(GetParameters, f"{node_name}/get_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"{node_name}/get_parameters is not available after {timeout} s")
+            future = client.call_async(GetParameters.Request(names=list(names)))
+            if not self.wait_until(future.done, timeout):
+                raise TimeoutError(f"{node_name}/get_parameters did not answer within {timeout} s")
+            return {name: parameter_value_to_python(value) for name, value in zip(names, future.result().values)}
         finally:
             self.node.destroy_client(client)
 

@@ -6,7 +6,6 @@ recorder as separate processes, then the report. The output bag is read back wit
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from lane_seg_ros.drive_bag import (
     frame_key,
     planned_drive,
 )
+
+import processes
 
 REPO = Path(__file__).resolve().parents[1]
 TUSIMPLE_LINE = re.compile(r"tuSimple Accuracy=(\d\.\d{3}) FP=(\d\.\d{3}) FN=(\d\.\d{3})")
@@ -48,9 +49,8 @@ def stamp(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
-def run_demo(*args, timeout=600, env=None):
-    return subprocess.run([sys.executable, "-m", "lane_seg_ros.cli", "demo", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env=env)
+def run_demo(*args, timeout=300, env=None):
+    return processes.run([sys.executable, "-m", "lane_seg_ros.cli", "demo", *args], cwd=REPO, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
+import re
 import sys
 import time
 import types
@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import processes
+
 REPO = Path(__file__).resolve().parent.parent
 CHECKER = REPO / "tools" / "check_docs.py"
+BLOCK_TIMEOUT_S = 240  # one block; the slowest takes about 20 s on an idle 2-core machine
+GUIDE_TIMEOUT_S = 480  # one file; below pytest's 600 s, so the checker is stopped (and its blocks) with its output
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
@@ -51,8 +55,8 @@ def check(tmp_path: Path, markdown: str, *options: str) -> tuple[int, str]:
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO)) for d in DOCS])
 def test_the_commands_of_the_guide_run_as_written(doc: Path) -> None:
     start = time.monotonic()
-    result = subprocess.run([sys.executable, str(CHECKER), str(doc)], cwd=REPO, capture_output=True, text=True,
-                            timeout=900)
+    result = processes.run([sys.executable, str(CHECKER), "--timeout", str(BLOCK_TIMEOUT_S), str(doc)], cwd=REPO,
+                           timeout=GUIDE_TIMEOUT_S)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     print(f"{doc.name}: {time.monotonic() - start:.0f} s\n{result.stdout}")
 
@@ -63,6 +67,52 @@ def test_the_vehicle_guide_lists_every_parameter_and_launch_argument():
     assert not missing, f"docs/vehicle.md has no parameter table row for {missing}"
     missing = [name for name in check_docs.launch_arguments() if f"| `{name}` |" not in text]
     assert not missing, f"docs/vehicle.md has no launch argument table row for {missing}"
+
+
+def test_the_parameters_file_states_each_range_as_the_parameter_declares_it():
+    """config/lane_seg.yaml's comment above a bounded parameter gives its range as lane_seg_ros/parameters.py does."""
+    from lane_seg_ros.parameters import SPECS
+
+    lines = (REPO / "config" / "lane_seg.yaml").read_text().splitlines()
+    path, checked = [], 0
+    for i, line in enumerate(lines):
+        key = re.match(r"^(\s*)#?\s*([a-z_]+):", line)
+        if not key or line.strip().startswith("# ") and not re.match(r"^\s*# [a-z_]+: ", line):
+            continue
+        depth = (len(key.group(1)) - 4) // 2  # under /**: ros__parameters:
+        if depth < 0:
+            continue
+        path[depth:] = [key.group(2)]
+        spec = SPECS.get(".".join(path))
+        if spec is None or spec.bounds is None:
+            continue
+        comment = []
+        j = i - 1
+        while j >= 0 and re.match(r"^\s*[a-z_]+: ", lines[j]) and not comment:  # keys sharing one comment (x/y)
+            j -= 1
+        while j >= 0 and lines[j].strip().startswith("#") and not re.match(r"^\s*# [a-z_]+: ", lines[j]):
+            comment.insert(0, lines[j].strip())
+            j -= 1
+        assert str(spec.bounds) in " ".join(comment), f"line {i + 1}: `{spec.name}` should say {spec.bounds}: {comment}"
+        checked += 1
+    assert checked >= 10, checked
+
+
+def test_a_parameter_table_row_that_differs_from_the_declaration_is_named_with_the_right_row(tmp_path):
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    columns = ["parameter", "type", "default", "run time", ""]
+    rows = [table_row(spec, columns) for spec in SPECS.values()]
+    heading = "| parameter | type | default | run time | |\n|---|---|---|---|---|\n"
+    code, out = check(tmp_path, heading + "\n".join(rows) + "\n", "--static-only")
+    assert code == 0, out
+    wrong = [row.replace("| 1.5 |", "| 1.4 |") if "`ground.height`" in row else row for row in rows[:-1]]
+    code, out = check(tmp_path, heading + "\n".join(wrong) + "\n| `ground.hieght` | double | 1.5 | yes | x |\n",
+                      "--static-only")
+    assert code == 1, out
+    assert "row of `ground.height` differs from the parameter's declaration" in out and table_row(
+        SPECS["ground.height"], columns) in out
+    assert "the node has no parameter 'ground.hieght'" in out and f"the table lacks {rows[-1].split('`')[1]}" in out
 
 
 # ------------------------------------------------------------------------------------------------ static checks
@@ -181,6 +231,19 @@ def test_substitutions_shrink_sizes_and_move_data_but_never_touch_flags():
     assert ran == ("lane-seg train --data /fx/tuSimple/train_set --out runs/x --epochs 1 --batch-size 2 "
                    "--img-size 256 128 --device cpu --pretrained /fx/vgg16_bn-6c64b313.pth --amp")
     assert check_docs.flags(ran) == check_docs.flags(command)
+
+
+def test_a_full_width_training_runs_at_the_small_width_without_the_imagenet_weights_only():
+    command = ("lane-seg train --data d --out o --width 1.0 --pretrained /data/models/vgg16_bn-6c64b313.pth "
+               "--amp --epochs 60 --val-frames 358")
+    ran = check_docs.substitute(command, "/fx")
+    assert ran == "lane-seg train --data d --out o --width 0.125 --amp --epochs 1 --val-frames 358"
+    assert set(check_docs.flags(command)) - set(check_docs.flags(ran)) == {"--pretrained"}
+    # at the width the weights fit (none given), --pretrained stays, and so does every other flag elsewhere
+    assert "--pretrained /fx/" in check_docs.substitute("lane-seg train --data d --out o --pretrained /m/vgg16_bn-6c64b313.pth",
+                                                        "/fx")
+    assert check_docs.substitute("lane-seg eval --data d --width 1.0 --pretrained x") == \
+        "lane-seg eval --data d --width 1.0 --pretrained x"
     assert check_docs.substitute("lane-seg synth --out d --count 3000", "/fx") == "lane-seg synth --out d --count 8"
     assert check_docs.substitute("echo --count 3000", "/fx") == "echo --count 3000"  # only in the commands listed
 

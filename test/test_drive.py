@@ -18,7 +18,8 @@ from lane_seg_core.drive import (
     render_drive,
     score_drive,
 )
-from lane_seg_core.synth import ABSENT, H_SAMPLES, IMAGE_SIZE, SceneParams, lane_labels, painted_intervals, render_scene
+from lane_seg_core.synth import ABSENT, IMAGE_SIZE, SceneParams, lane_labels, painted_intervals, render_scene
+from lane_seg_core.tusimple import H_SAMPLES
 
 CONFIG = DriveConfig()
 BOTTOM = -1  # index of the lowest label row (710), where the car is

@@ -131,7 +131,7 @@ def test_a_frame_gives_lanes_a_mask_and_per_stage_timings(detector, frames):
     assert 2 <= len(detection.lanes) <= 6
     assert detection.instance_mask.shape == (720, 1280)
     assert set(np.unique(detection.instance_mask)) == {0} | {lane.id for lane in detection.lanes}
-    assert set(detection.timings) == STAGES and all(v >= 0 for v in detection.timings.values())
+    assert set(detection.timings) == STAGES and all(v > 0 for v in detection.timings.values())
     assert detection.timings["total"] == pytest.approx(sum(v for k, v in detection.timings.items() if k != "total"))
     for lane in detection.lanes:
         assert lane.ground_points is None and lane.pixel_count >= detector.post.min_pixels
@@ -194,7 +194,7 @@ def test_settings_can_be_overridden_and_are_validated(detector, frames):
     strict = detector.with_settings(lane_threshold=0.999)
     assert sum(lane.pixel_count for lane in strict(frames[0]).lanes) < sum(
         lane.pixel_count for lane in detector(frames[0]).lanes)
-    with pytest.raises(ValueError, match=r"PostprocessConfig.bandwidth must be in"):
+    with pytest.raises(ValueError, match=r"PostprocessConfig.bandwidth must be > 0, got -1.0"):
         detector.with_settings(bandwidth=-1.0)
     with pytest.raises(ValueError, match="cluster_method must be one of"):
         detector.with_settings(cluster_method="kmeans")

@@ -1,6 +1,6 @@
 """launch/lane_seg.launch.py, rviz/lane_seg.rviz, config/lane_seg.yaml and the install rules agree with the node.
 
-Four layers, so that CI (ROS 2 from PyPI wheels: rclpy, no `launch` / `launch_ros`) checks what it can:
+Three layers, so that a checkout without ROS 2's `launch` / `launch_ros` still checks what it can:
 
 * always, statically: the launch file parsed with `ast` (documented arguments, the node it starts, the
   files it refers to), CMakeLists.txt, setup.py, package.xml and the rviz file;
@@ -8,9 +8,12 @@ Four layers, so that CI (ROS 2 from PyPI wheels: rclpy, no `launch` / `launch_ro
   config/lane_seg.yaml (and a second one with use_compressed:=true), and its declared parameters and their
   types (rcl_interfaces ListParameters / DescribeParameters) and its publishers / subscriptions (the ROS graph)
   are compared with the YAML, the launch file and the rviz file;
-* always, the launch file's logic: its `launch_setup` runs against stand-ins for `launch` / `launch_ros` that
-  record what it creates (which parameters it overrides, the remappings, rviz2 on request);
-* where `launch_ros` imports (a ROS 2 install): the real launch description is loaded and introspected.
+* where `launch_ros` imports (make test installs the upstream launch / launch_ros from ROS_LAUNCH_VENDOR,
+  ../shared/vendor/ros2-launch): the launch file under the real launch.LaunchService, run once for the module
+  like `ros2 launch` with a params file and arguments; a probe checks what it started (the installed executable,
+  no rviz2, the remapped topics, lanes for a frame, the parameters from the file and the arguments, the
+  shared-memory profile), and SIGINT to the launch stops everything. use_rviz:=true without rviz2 stops before
+  anything starts; the rviz2 Node it would start is checked as launch_ros builds it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import importlib.util
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import types
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from processes import Spawned, group_alive, group_members
 
 yaml = pytest.importorskip("yaml")  # PyYAML comes with rclpy
 
@@ -190,20 +194,9 @@ class NodeInterface:
     compressed_subscriptions: set[str]  # ... with use_compressed:=true
 
 
-def _start_node(extra_args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def _start_node(extra_args: list[str], env: dict[str, str], log: Path) -> Spawned:
     command = [sys.executable, str(NODE_SCRIPT), "--ros-args", "--params-file", str(CONFIG_FILE), *extra_args]
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+    return Spawned(command, log=log, env=env, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +215,7 @@ def node_interface(tmp_path_factory) -> NodeInterface:
     tmp = tmp_path_factory.mktemp("node")
     domain = reserve_domain_id()  # a domain no other test run on this machine holds
     env = ros_env(domain, tmp / "ros_log")
-    processes: dict[str, subprocess.Popen] = {}
+    processes: dict[str, Spawned] = {}
     context = rclpy.Context()
     try:
         processes["default"] = _start_node([], env, tmp / "node.log")
@@ -242,8 +235,8 @@ def node_interface(tmp_path_factory) -> NodeInterface:
             client = probe.create_client(ListParameters, f"/{NODE_NAME}/list_parameters")
             while not client.wait_for_service(timeout_sec=0.5):
                 for name, process in processes.items():
-                    if process.poll() is not None:
-                        fail(f"the node ({name}) exited with code {process.returncode} during start-up")
+                    if not process.alive():
+                        fail(f"the node ({name}) exited with code {process.process.returncode} during start-up")
                 if time.monotonic() > deadline:
                     fail(f"/{NODE_NAME}/list_parameters did not appear within {NODE_START_TIMEOUT_S:.0f} s")
             # The node answers once it has started (declared everything, loaded the model) and spins.
@@ -284,7 +277,7 @@ def node_interface(tmp_path_factory) -> NodeInterface:
     finally:
         context.try_shutdown()
         for process in processes.values():
-            _stop(process)
+            process.stop()
         release_domain_id(domain)
     return NodeInterface(declared, publishers, subscriptions, compressed)
 
@@ -326,9 +319,23 @@ def test_every_parameter_the_launch_file_passes_is_declared_by_the_node(node_int
     assert {name: PARAMETER_TYPES[node_interface.parameters[name]] for name in overrides} == overrides
 
 
+def node_remapped_names(tree: ast.Module) -> set[str]:
+    """The node's own input names the launch file remaps: ("image", ...) pairs in remappings=[...] of its Node."""
+    constants = module_constants(tree)
+    names = set()
+    for call in calls_named(tree, "Node"):
+        if resolve_literal(keyword(call, "package"), constants) == PACKAGE:
+            remappings = keyword(call, "remappings")
+            assert isinstance(remappings, ast.List), f"line {call.lineno}: remappings must be a list of pairs"
+            for pair in remappings.elts:
+                assert isinstance(pair, ast.Tuple) and isinstance(pair.elts[0], ast.Constant), \
+                    f"line {pair.lineno}: a remapping's first element (the node's name) must be a string literal"
+                names.add(pair.elts[0].value)
+    return names
+
+
 def test_the_launch_remappings_name_topics_the_node_uses(node_interface):
-    launch = load_launch_with_stand_ins()
-    remapped = {source for source, _ in launch.run()["node"].kwargs["remappings"]}
+    remapped = node_remapped_names(launch_tree())
     used = {t.lstrip("/") for t in node_interface.subscriptions | node_interface.compressed_subscriptions}
     assert remapped - used == set(), f"remapped names the node never subscribes to (used: {sorted(used)})"
     assert {"image", "image/compressed", "camera_info"} <= remapped
@@ -397,8 +404,11 @@ def test_package_and_executable_names_match_cmake_setup_py_and_package_xml():
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert re.search(rf"^project\({PACKAGE}\)", cmake, re.M)
     assert re.search(rf"<name>{PACKAGE}</name>", (REPO / "package.xml").read_text())
+    # scripts/lane_seg_node is installed to lib/lane_seg (where ros2 run and launch_ros look) with its shebang set
     programs = re.search(r"install\(PROGRAMS ([^)]*?)\s+DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
-    assert programs and f"scripts/{EXECUTABLE}" in programs.group(1).split(), "scripts/lane_seg_node is not installed"
+    assert programs and EXECUTABLE in {Path(p).name for p in programs.group(1).split()}, \
+        f"{EXECUTABLE} is not installed to lib/{PACKAGE}"
+    assert re.search(rf"foreach\(script [^)]*\b{EXECUTABLE}\b", cmake), "scripts/lane_seg_node is not the one installed"
     assert NODE_SCRIPT.exists() and "from lane_seg_ros.node import main" in NODE_SCRIPT.read_text()
     assert os.access(NODE_SCRIPT, os.X_OK), "scripts/lane_seg_node is not executable"
 
@@ -446,149 +456,247 @@ def test_the_rviz_file_is_an_rviz2_config():
 
 
 # --------------------------------------------------------------------------------------------------
-# The launch file's logic, run against stand-ins for launch / launch_ros (no ROS install needed)
+# The real launch / launch_ros: the launch file run as `ros2 launch` would
 # --------------------------------------------------------------------------------------------------
 
-SHARE = "/opt/ros/test/share/lane_seg"
+LAUNCHER = REPO / "test" / "launch_file.py"  # `ros2 launch FILE a:=b` with launch.LaunchService (no ros2cli here)
+BUILTIN_CHECKPOINT = REPO / "lane_seg_core" / "weights" / "lane_seg_synth.pt"
+LAUNCH_START_S = 120.0  # the launch, then the node's start-up (torch, the model, its warm-up) on a busy machine
+ANSWER_S = 30.0
+# What the launch below is given (use_rviz:=false spelled out), and what the params file it gets says.
+ARGUMENTS = {"image_topic": "/test_cam/image_raw", "camera_info_topic": "/test_cam/camera_info", "namespace": "front",
+             "checkpoint": str(BUILTIN_CHECKPOINT), "use_compressed": "false", "use_rviz": "false"}
+# device and threads only in the file (device's argument left empty: the file's value stays); use_compressed is
+# true in the file and false as an argument (the argument wins).
+PARAMS_FILE_VALUES = {"device": "cpu", "threads": 1, "use_compressed": True, "publish_overlay": False}
 
 
-class Recorded:
-    """A stand-in action: remembers how it was constructed."""
+def require_launch_ros() -> None:
+    try:
+        import launch_ros  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"launch_ros does not import ({error}): make test installs it from ROS_LAUNCH_VENDOR "
+                    "(../shared/vendor/ros2-launch) when that folder exists")
 
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+
+@pytest.fixture
+def installed(monkeypatch) -> None:
+    """launch_ros and the package installed in this environment, found through AMENT_PREFIX_PATH (as in a launch)."""
+    require_launch_ros()
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(p for p in (sys.prefix, os.environ.get("AMENT_PREFIX_PATH"))
+                                                           if p))
+
+
+def launch_env(domain: int, log_dir: Path) -> dict[str, str]:
+    """A launch's environment: the installed package in AMENT_PREFIX_PATH, and no profile: the launch sets it."""
+    from ros_helpers import ros_env
+
+    env = ros_env(domain, log_dir)
+    env.pop("FASTDDS_DEFAULT_PROFILES_FILE")
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (sys.prefix, env.get("AMENT_PREFIX_PATH")) if p)
+    return env
+
+
+def start_launch(arguments: dict[str, str], env: dict[str, str], log: Path) -> Spawned:
+    """The launch file under launch.LaunchService in a process group of its own (the processes it starts join it)."""
+    argv = [sys.executable, str(LAUNCHER), str(LAUNCH_FILE)] + [f"{k}:={v}" for k, v in arguments.items()]
+    return Spawned(argv, log=log, env=env, cwd=log.parent)
+
+
+def node_processes(members: dict[int, list[str]]) -> dict[int, list[str]]:
+    """The processes running lib/lane_seg/lane_seg_node (an interpreter and the script: argv[1])."""
+    return {pid: argv for pid, argv in members.items()
+            if any(Path(a).parts[-3:] == ("lib", PACKAGE, EXECUTABLE) for a in argv[:2])}
+
+
+def load_launch_module() -> types.ModuleType:
+    """The launch file as a module, with the real launch / launch_ros (as launch itself imports it)."""
+    spec = importlib.util.spec_from_file_location("lane_seg_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass
-class LaunchUnderTest:
-    module: types.ModuleType
-    defaults: dict[str, str]
-
-    def run(self, **given: str) -> dict[str, object]:
-        """launch_setup with the arguments' defaults and `given` -> {'env': ..., 'node': ..., 'rviz': ...}."""
-        context = {**self.defaults, **given}
-        found = {}
-        for action in self.module.launch_setup(context):
-            if type(action).__name__ == "SetEnvironmentVariable":
-                found["env"] = action
-            elif action.kwargs.get("executable") == "rviz2":
-                found["rviz"] = action
-            else:
-                found["node"] = action
-        return found
+class Launched:
+    launch: Spawned
+    probe: object  # ros_helpers.Probe
+    node_pid: int
+    node_argv: list[str]
+    params_file: Path
+    lanes: object  # ros_helpers.Inbox of /front/lanes
 
 
-def load_launch_with_stand_ins() -> LaunchUnderTest:
-    """Import the launch file with recording stand-ins for launch, launch_ros and the package index."""
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> Launched:
+    """The launch with ARGUMENTS and a params file with PARAMS_FILE_VALUES, once, until its node answers a probe."""
+    require_launch_ros()
+    from lane_seg.msg import LaneArray
+    from ros_helpers import Probe, release_domain_id, reserve_domain_id
 
-    class LaunchConfiguration:
-        def __init__(self, name):
-            self.name = name
-
-        def perform(self, context):
-            return context[self.name]
-
-    stand_ins = {
-        "launch": dict(LaunchDescription=lambda entities: list(entities)),
-        "launch.actions": dict(DeclareLaunchArgument=type("DeclareLaunchArgument", (Recorded,), {}),
-                               OpaqueFunction=type("OpaqueFunction", (Recorded,), {}),
-                               SetEnvironmentVariable=type("SetEnvironmentVariable", (Recorded,), {})),
-        "launch.substitutions": dict(LaunchConfiguration=LaunchConfiguration),
-        "launch_ros": {},
-        "launch_ros.actions": dict(Node=type("Node", (Recorded,), {})),
-        "ament_index_python": {},
-        "ament_index_python.packages": dict(
-            get_package_share_directory=lambda package: SHARE if package == PACKAGE else pytest.fail(package)),
-    }
-    saved = {name: sys.modules.get(name) for name in stand_ins}
+    tmp = tmp_path_factory.mktemp("launch")
+    document = yaml.safe_load(CONFIG_FILE.read_text())
+    document["/**"]["ros__parameters"].update(PARAMS_FILE_VALUES)
+    params_file = tmp / "params.yaml"
+    params_file.write_text(yaml.safe_dump(document))
+    domain = reserve_domain_id()
+    launch = start_launch(dict(ARGUMENTS, params_file=str(params_file)), launch_env(domain, tmp / "ros_log"),
+                          tmp / "launch.log")
+    probe = None
     try:
-        for name, attributes in stand_ins.items():
-            sys.modules[name] = stand_in = types.ModuleType(name)
-            stand_in.__dict__.update(attributes)
-        spec = importlib.util.spec_from_file_location("lane_seg_launch_under_test", LAUNCH_FILE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        probe = Probe(domain, "test_launch_probe")
+        lanes, _ = probe.subscribe(LaneArray, "/front/lanes")
+
+        def subscribed() -> bool:  # the node subscribes (to an image and a camera_info topic) once it is ready
+            return not launch.alive() or len(graph(probe, "subscriber") - ROS_OWN_TOPICS) >= 2
+
+        assert probe.wait_until(subscribed, LAUNCH_START_S, interval=0.2) and launch.alive(), \
+            f"the launched node /front/{NODE_NAME} did not subscribe to its inputs within {LAUNCH_START_S:.0f} s:\n" \
+            f"{launch.output()[-3000:]}"
+        nodes = node_processes(group_members(launch.pid))
+        assert len(nodes) == 1, f"expected one {EXECUTABLE} process in the launch's group, got {nodes}"
+        (node_pid, node_argv), = nodes.items()
+        yield Launched(launch, probe, node_pid, node_argv, params_file, lanes)
     finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
-    entities = module.generate_launch_description()
-    defaults = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
-    assert type(entities[-1]).__name__ == "OpaqueFunction" and entities[-1].kwargs["function"] is module.launch_setup
-    return LaunchUnderTest(module, defaults)
+        if probe is not None:
+            probe.close()
+        launch.stop()
+        release_domain_id(domain)
 
 
-def test_launch_defaults_start_the_node_with_the_yaml_alone_and_the_shm_profile():
-    launch = load_launch_with_stand_ins()
-    assert launch.defaults["params_file"] == f"{SHARE}/config/lane_seg.yaml"
-    found = launch.run()
-    assert set(found) == {"env", "node"}  # no rviz2 by default
-    assert found["env"].args == ("FASTDDS_DEFAULT_PROFILES_FILE", f"{SHARE}/config/fastdds_shm.xml")
-    node = found["node"].kwargs
-    assert (node["package"], node["executable"], node["name"], node["namespace"]) == (PACKAGE, EXECUTABLE, NODE_NAME, "")
-    assert node["parameters"] == [f"{SHARE}/config/lane_seg.yaml"]  # nothing overrides the YAML
-    assert node["remappings"] == [("image", "/camera/image_raw"), ("image/compressed", "/camera/image_raw/compressed"),
-                                  ("camera_info", "/camera/camera_info")]
+def graph(probe, kind: str, node: str = NODE_NAME, namespace: str = "/front") -> set[str]:
+    """Topics `node` in `namespace` has publishers or subscriptions ('publisher' / 'subscriber') on; empty if unseen."""
+    try:
+        return {topic for topic, _ in getattr(probe.node, f"get_{kind}_names_and_types_by_node")(node, namespace)}
+    except Exception:  # not in the graph (yet): rclpy raises NodeNameNonExistentError
+        return set()
 
 
-def test_launch_overrides_only_the_given_parameters_and_remaps_rviz_to_the_namespace():
-    launch = load_launch_with_stand_ins()
-    found = launch.run(checkpoint="/models/best.pt", use_compressed="True", namespace="/front/", use_rviz="true",
-                       image_topic="/cameras/front/image_raw", fastdds_profile="", params_file="/my/params.yaml")
-    assert "env" not in found  # fastdds_profile:='' leaves the environment alone
-    node = found["node"].kwargs
-    assert node["parameters"] == ["/my/params.yaml", {"checkpoint": "/models/best.pt", "use_compressed": True}]
-    assert node["namespace"] == "front"
-    assert ("image/compressed", "/cameras/front/image_raw/compressed") in node["remappings"]
-    rviz = found["rviz"].kwargs
-    assert rviz["arguments"] == ["-d", f"{SHARE}/rviz/lane_seg.rviz"]
-    assert sorted(rviz["remappings"]) == sorted([("/camera/image_raw", "/cameras/front/image_raw"),
-                                                 ("/lanes/overlay", "/front/lanes/overlay"),
-                                                 ("/lanes/markers", "/front/lanes/markers")])
-    # a relative image topic lives in the node's namespace, for the node and for rviz2 alike
-    found = launch.run(image_topic="camera/image_raw", namespace="front", use_rviz="true", device="cuda")
-    assert ("/camera/image_raw", "/front/camera/image_raw") in found["rviz"].kwargs["remappings"]
-    assert found["node"].kwargs["parameters"][1] == {"device": "cuda"}
+def test_the_launch_starts_the_installed_node_with_the_params_file_and_no_rviz2(launched):
+    script = Path(launched.node_argv[1])
+    assert script == Path(sys.prefix, "lib", PACKAGE, EXECUTABLE), launched.node_argv
+    assert ["--params-file", str(launched.params_file)] == \
+        launched.node_argv[launched.node_argv.index("--params-file"):][:2], launched.node_argv
+    assert "__ns:=/front" in launched.node_argv and f"__node:={NODE_NAME}" in launched.node_argv
+    others = {pid: argv for pid, argv in group_members(launched.launch.pid).items()
+              if pid not in (launched.launch.pid, launched.node_pid)}
+    assert not any("rviz2" in " ".join(argv) for argv in others.values()), others
+    assert others == {}, f"use_rviz:=false: the launch started more than the node: {others}"
+    assert "rviz2" not in launched.launch.output()
 
 
-def test_launch_rejects_a_boolean_argument_that_is_not_true_or_false():
-    launch = load_launch_with_stand_ins()
-    with pytest.raises(ValueError, match="use_compressed"):
-        launch.run(use_compressed="maybe")
+def test_the_node_subscribes_to_the_remapped_topics_and_publishes_in_its_namespace(launched):
+    probe = launched.probe
+    expected_outputs = {"/front/lanes", "/front/lanes/instance_mask", "/front/lanes/markers", "/front/lanes/overlay"}
+    assert probe.wait_until(lambda: expected_outputs <= graph(probe, "publisher") and
+                            ARGUMENTS["camera_info_topic"] in graph(probe, "subscriber"), ANSWER_S), \
+        (graph(probe, "publisher"), graph(probe, "subscriber"))
+    subscriptions = graph(probe, "subscriber") - ROS_OWN_TOPICS
+    # use_compressed:=false overrides the file's true: raw images, not <image_topic>/compressed
+    assert subscriptions == {ARGUMENTS["image_topic"], ARGUMENTS["camera_info_topic"]}, subscriptions
 
 
-# --------------------------------------------------------------------------------------------------
-# With a ROS 2 install: the real launch description
-# --------------------------------------------------------------------------------------------------
+def test_a_frame_on_the_remapped_image_topic_is_answered_on_the_namespaced_lanes(launched):
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from lane_seg_core.synth import render_scene, sample_frame
+    from lane_seg_ros.conversions import array_to_image
+
+    frame = array_to_image(render_scene(sample_frame(20261125, 0))[0],
+                           Header(stamp=Time(sec=1_790_000_123, nanosec=456), frame_id="test_cam"), "bgr8")
+    publisher = launched.probe.publisher(Image, ARGUMENTS["image_topic"])
+    deadline = time.monotonic() + ANSWER_S
+    answer = None
+    while answer is None and time.monotonic() < deadline:  # resent: the node subscribes best effort
+        assert launched.launch.alive(), launched.launch.output()[-3000:]
+        publisher.publish(frame)
+        answer = launched.lanes.with_stamp(frame.header.stamp, 5.0)
+    assert answer is not None, f"no lanes on /front/lanes within {ANSWER_S} s:\n{launched.launch.output()[-3000:]}"
+    assert answer.header.frame_id == "test_cam"
+    assert answer.lanes and all(len(lane.points_image) >= 2 for lane in answer.lanes), answer.lanes
 
 
-def test_the_real_launch_description_loads_and_can_be_introspected():
-    pytest.importorskip("launch_ros")
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-    from launch import LaunchContext, LaunchIntrospector
+def test_the_params_file_and_the_given_arguments_reach_the_node(launched):
+    values = launched.probe.get_parameters(f"/front/{NODE_NAME}", ["checkpoint", "device", "threads",
+                                                                    "use_compressed", "publish_overlay"])
+    assert values == {"checkpoint": ARGUMENTS["checkpoint"],  # argument (the file's is empty)
+                      "device": "cpu", "threads": 1, "publish_overlay": False,  # the file alone
+                      "use_compressed": False}, values  # the argument over the file's true
+
+
+def test_the_launch_gives_the_node_the_packages_shared_memory_profile(launched):
+    environ = dict(item.split("=", 1) for item in
+                   Path(f"/proc/{launched.node_pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+    assert environ.get("FASTDDS_DEFAULT_PROFILES_FILE") == str(Path(sys.prefix, "share", PACKAGE, "config",
+                                                                     "fastdds_shm.xml"))
+
+
+def test_the_rviz2_node_is_remapped_to_the_launch_topics_and_namespace(installed):
+    from launch import LaunchContext
+    from launch.utilities import perform_substitutions
+
+    module = load_launch_module()
+    share = module.get_package_share_directory(PACKAGE)
+    context = LaunchContext()
+    for image_topic, namespace, image_seen in (("/cameras/front/image_raw", "front", "/cameras/front/image_raw"),
+                                               ("camera/image_raw", "front", "/front/camera/image_raw"),
+                                               ("/camera/image_raw", "", "/camera/image_raw")):
+        node = module.rviz_node(image_topic, namespace)  # the real launch_ros Node, as the launch would start it
+        node._perform_substitutions(context)  # what Node.execute does before it starts the process
+        prefix = f"/{namespace}" if namespace else ""
+        assert (node.node_package, node.node_executable) == ("rviz2", "rviz2")
+        assert node.node_name.rsplit("/", 1)[-1] == "lane_seg_rviz"
+        assert sorted(node.expanded_remapping_rules) == sorted([
+            ("/camera/image_raw", image_seen), ("/lanes/overlay", f"{prefix}/lanes/overlay"),
+            ("/lanes/markers", f"{prefix}/lanes/markers")])
+        assert [perform_substitutions(context, part) for part in node.cmd[1:3]] == \
+            ["-d", os.path.join(share, "rviz", "lane_seg.rviz")]
+
+
+def test_use_rviz_without_rviz2_stops_the_launch_before_anything_starts(tmp_path):
+    require_launch_ros()
+    from ros_helpers import release_domain_id, reserve_domain_id
+
+    domain = reserve_domain_id()
+    launch = start_launch({"use_rviz": "true"}, launch_env(domain, tmp_path / "ros_log"), tmp_path / "launch.log")
+    try:
+        code = launch.wait(LAUNCH_START_S)
+        left = group_members(launch.pid)
+    finally:
+        launch.stop()
+        release_domain_id(domain)
+    output = launch.output()
+    assert left == {}, f"the failed launch left processes running: {left}\n{output[-3000:]}"
+    assert "process started" not in output, output[-3000:]  # launch logs every process it starts
+    assert code == 1, output[-3000:]
+    assert "use_rviz:=true, but the package 'rviz2' is not installed" in output, output[-3000:]
+
+
+def test_a_boolean_argument_that_is_not_true_or_false_is_refused_naming_it(installed):
+    from launch import LaunchContext
     from launch.launch_description_sources import get_launch_description_from_python_launch_file
     from launch.utilities import perform_substitutions
 
-    try:
-        share = get_package_share_directory(PACKAGE)
-    except PackageNotFoundError:
-        pytest.skip("lane_seg is not installed in this ROS environment (colcon build, then source install/setup.bash)")
     description = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
     arguments = {a.name: a for a in description.get_launch_arguments()}
-    assert REQUIRED_ARGUMENTS <= set(arguments)
+    assert REQUIRED_ARGUMENTS <= set(arguments), set(arguments)
     context = LaunchContext()
     for argument in arguments.values():
-        assert argument.description.strip(), argument.name
         context.launch_configurations[argument.name] = perform_substitutions(context, argument.default_value)
-    assert context.launch_configurations["params_file"] == os.path.join(share, "config", "lane_seg.yaml")
-    text = LaunchIntrospector().format_launch_description(description)
-    assert "image_topic" in text or "DeclareLaunchArgument" in text, text[:2000]
+    context.launch_configurations["use_compressed"] = "maybe"
+    with pytest.raises(ValueError, match="launch argument 'use_compressed' must be true or false, got 'maybe'"):
+        load_launch_module().launch_setup(context)
 
-    # the actions it creates with its defaults: the profile, then the node (no rviz2)
-    module_spec = importlib.util.spec_from_file_location("lane_seg_launch_real", LAUNCH_FILE)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    actions = module.launch_setup(context)
-    assert [type(a).__name__ for a in actions] == ["SetEnvironmentVariable", "Node"]
+
+# Last: it stops the module's launch.
+def test_sigint_to_the_launch_stops_the_node_and_leaves_no_process(launched):
+    launch = launched.launch
+    assert launch.alive() and launched.node_pid in group_members(launch.pid)
+    launch.signal(signal.SIGINT)  # to the launch alone: it must stop what it started
+    assert launch.wait(60.0) == 0, launch.output()[-3000:]
+    assert not group_alive(launch.pid), f"left running in the launch's group: {group_members(launch.pid)}"
+    assert not Path(f"/proc/{launched.node_pid}").exists() or \
+        Path(f"/proc/{launched.node_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", "the node still runs"
+    assert f"process has finished cleanly [pid {launched.node_pid}]" in launch.output(), launch.output()[-3000:]

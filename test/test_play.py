@@ -71,9 +71,9 @@ class Listener:
         self.context.try_shutdown()
 
 
-def play(bag: Path, env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lane_seg_ros.cli", "play", str(bag), *args], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def play(children, bag: Path, env: dict, *args: str) -> subprocess.Popen:
+    return children.start([sys.executable, "-m", "lane_seg_ros.cli", "play", str(bag), *args], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float, interrupt: bool = False) -> tuple[str, str]:
@@ -95,7 +95,7 @@ def small_bag(path: Path, frames, topic: str, period: int) -> tuple[Path, list[t
     return write_bag(path, "mcap", {topic: (bag_io.IMAGE, messages)}), messages
 
 
-def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path, frames, ros_env):
+def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path, frames, ros_env, children):
     env, domain = ros_env
     topic = f"/bagtest_{os.getpid()}/camera/image_raw"
     bag, messages = small_bag(tmp_path / "small", frames, topic, period=250_000_000)  # 4 Hz, 1.25 s
@@ -109,7 +109,7 @@ def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path,
             args = ["--rate", rate, "--wait-subscribers", "20", "--start-delay", "1.5"]
             if target != topic:
                 args += ["--remap", f"{topic}:={remapped}"]
-            proc = play(bag, env, *args)
+            proc = play(children, bag, env, *args)
             listener.spin_while(proc, timeout=60)
             out, err = finish(proc, timeout=10)
             assert proc.returncode == 0, err
@@ -126,13 +126,13 @@ def test_play_publishes_every_frame_with_its_stamp_and_the_bags_timing(tmp_path,
         listener.close()
 
 
-def test_play_stops_cleanly_on_ctrl_c_while_looping(tmp_path, frames, ros_env):
+def test_play_stops_cleanly_on_ctrl_c_while_looping(tmp_path, frames, ros_env, children):
     env, domain = ros_env
     topic = f"/bagtest_{os.getpid()}/loop/image_raw"
     bag, messages = small_bag(tmp_path / "loop", frames[:3], topic, period=100_000_000)
     listener = Listener(domain, {topic: Image})
     try:
-        proc = play(bag, env, "--loop", "--wait-subscribers", "20", "--start-delay", "0.2")
+        proc = play(children, bag, env, "--loop", "--wait-subscribers", "20", "--start-delay", "0.2")
         listener.spin_while(proc, timeout=60, until=lambda: len(listener.received[topic]) >= 2 * len(messages) + 1,
                             after=0)
         out, err = finish(proc, timeout=15, interrupt=True)
@@ -161,15 +161,13 @@ def test_play_errors_exit_2_naming_what_is_wrong(tmp_path, frames, capsys):
     assert "bag '" + str(tmp_path / "nope") + "' does not exist" in capsys.readouterr().err
 
 
-def test_play_feeds_the_node_and_its_lanes_carry_the_bags_stamps(tmp_path, frames, ros_env):
-    if not (REPO / "lane_seg_ros" / "node.py").exists():
-        pytest.skip("lane_seg_ros/node.py does not exist yet")
+def test_play_feeds_the_node_and_its_lanes_carry_the_bags_stamps(tmp_path, frames, ros_env, children):
     env, domain = ros_env
     ns = f"bagtest_{os.getpid()}"
     topic = f"/{ns}/camera/image_raw"
     bag, messages = small_bag(tmp_path / "drive", frames[:4], topic, period=400_000_000)  # 2.5 Hz
     listener = Listener(domain, {f"/{ns}/lanes": LaneArray}, reliable=True)
-    node = subprocess.Popen(
+    node = children.start(
         [sys.executable, "-m", "lane_seg_ros.node", "--ros-args", "-r", f"__ns:=/{ns}", "-r", f"image:={topic}",
          "-p", "device:=cpu", "-p", "threads:=1"],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -180,7 +178,7 @@ def test_play_feeds_the_node_and_its_lanes_carry_the_bags_stamps(tmp_path, frame
         lanes_sub = next(iter(listener.node.subscriptions))
         listener.spin_while(node, timeout=60, until=lambda: lanes_sub.get_publisher_count() > 0, after=0)
         if node.poll() is None and lanes_sub.get_publisher_count() > 0:
-            player = play(bag, env, "--wait-subscribers", "60")
+            player = play(children, bag, env, "--wait-subscribers", "60")
             listener.spin_while(player, timeout=90, after=3.0)
             out, err = finish(player, timeout=10)
     finally:

@@ -1,6 +1,5 @@
 """`lane-seg predict`: images, folders and videos in; overlays and tuSimple predictions out (built-in model, CPU)."""
 
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +13,11 @@ from lane_seg_core.evaluate import load_ground_truth, read_rgb
 from lane_seg_core.inference import LaneDetector
 from lane_seg_core.metrics import score_records
 from lane_seg_core.predict import PredictSummary, predict_path, sample_rows
-from lane_seg_core.synth import H_SAMPLES, generate_dataset
-from lane_seg_core.tusimple import ABSENT, read_records
+from lane_seg_core.synth import generate_dataset
+from lane_seg_core.tusimple import ABSENT, H_SAMPLES, read_records
 from lane_seg_core.visualize import draw_detection, draw_lanes, lane_colour
+
+import processes
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = 7
@@ -169,13 +170,15 @@ def test_overlay_tints_lane_pixels_and_leaves_the_rest(detector, frame_paths, tm
     assert np.array_equal(drawn[~near], image[~near])
     tinted = (mask > 0) & ~cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert tinted.sum() > 500
-    colours = np.array([(0, 0, 0)] + [lane_colour(k) for k in range(1, 256)], float)
+    colours = np.zeros((256, 3))
+    for lane in detection.lanes:
+        colours[lane.id] = lane_colour(lane.position)
     expected = np.rint(0.55 * image[tinted] + 0.45 * colours[mask[tinted]])
     np.testing.assert_allclose(drawn[tinted], expected, atol=1)
     for lane in detection.lanes:  # the polyline is drawn in the lane's colour
         x, y = np.round(lane.points).astype(int).T
         inside = (x >= 0) & (x < image.shape[1]) & (y >= 0) & (y < image.shape[0])
-        on_line = np.all(drawn[y[inside], x[inside]] == lane_colour(lane.id), axis=1)
+        on_line = np.all(drawn[y[inside], x[inside]] == lane_colour(lane.position), axis=1)
         assert inside.sum() >= 10 and on_line.mean() >= 0.9, lane.id
 
     # the saved overlay (JPEG) shows the same thing
@@ -221,8 +224,8 @@ def test_cli_predicts_a_folder_and_reports_missing_input(dataset, frame_paths, t
         target.write_bytes(p.read_bytes())
     out = tmp_path / "out"
     command = [sys.executable, "-m", "lane_seg_core.cli", "predict"]
-    result = subprocess.run(command + [str(folder), "--out", str(out), "--device", "cpu", "--no-progress"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = processes.run(command + [str(folder), "--out", str(out), "--device", "cpu", "--no-progress"],
+                            timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "frames=2" in result.stdout and str(out / "predictions.json") in result.stdout
     assert str(out / "overlays") in result.stdout
@@ -230,8 +233,8 @@ def test_cli_predicts_a_folder_and_reports_missing_input(dataset, frame_paths, t
     assert "predict:" not in result.stderr  # --no-progress: no bar
 
     missing = tmp_path / "no_such_input"
-    result = subprocess.run(command + [str(missing), "--out", str(out), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    result = processes.run(command + [str(missing), "--out", str(out), "--device", "cpu"],
+                            timeout=120, cwd=REPO)
     assert result.returncode == 2 and str(missing) in result.stderr
 
 

@@ -23,7 +23,8 @@ Conventions for writers (docs/README.md repeats them):
   `__name__ == "__doc_check__"` (an `if __name__ == "__main__":` guard keeps a node from spinning) and the
   names of PRELUDE below (`rgb_image`, `camera_info`).
 * To keep it fast, run mode changes sizes and data locations only, as listed in SUBSTITUTIONS (one comment
-  each); a substitution never adds or removes a flag (checked). Files the docs assume the reader has
+  each); a substitution never adds a flag and removes only the flags it names (checked: `--pretrained`, whose
+  full-width weights do not fit the shrunk `--width`). Files the docs assume the reader has
   (FIXTURES: a tuSimple layout, the VGG16-BN weights, road.jpg, drive.mp4, drive.mcap) are made when a block
   names them.
 * Static mode (every block; the only check of static blocks): `bash -n`, then each command the project owns is
@@ -86,6 +87,7 @@ class Substitution:
     replacement: str  # {fixtures} is the scratch directory's folder of made-up data
     commands: str
     why: str
+    drops: tuple[str, ...] = ()  # flags this substitution may remove (every other flag must stay)
 
 
 SUBSTITUTIONS = (
@@ -99,11 +101,18 @@ SUBSTITUTIONS = (
                  "batch size: the made-up data sets hold 8 to 12 frames"),
     Substitution(r"--workers \d+", "--workers 1", r"\blane-seg (train|synth|drive)\b",
                  "loader / rendering processes: the checker has 2 cores"),
+    Substitution(r"--width 1(\.0*)?(?=\s|$)", "--width 0.125", r"\b(lane-seg|lane_seg_core\.cli) train\b",
+                 "the full-width SegNet (29 M parameters) takes minutes per CPU step; the built-in width runs the same code"),
+    Substitution(r"\s--pretrained\s+\S+", "", r"\b(lane-seg|lane_seg_core\.cli) train\b.*--width 1(\.0*)?(\s|$)",
+                 "ImageNet VGG16-BN weights fit only width 1.0, which run mode shrinks; test_model.py loads them",
+                 drops=("--pretrained",)),
     Substitution(r"--img-size \d+ \d+", "--img-size 256 128", r"\b(lane-seg|lane_seg_core\.cli) train\b",
                  "network input size: the smallest the checker trains at (the built-in model's)"),
     Substitution(r"--max-frames \d+", "--max-frames 4", r"\blane-seg predict\b", "frames to predict"),
     Substitution(r"--seconds \d+(\.\d+)?", "--seconds 2", r"\blane-seg (drive|demo)\b",
                  "length of a synthetic drive"),
+    Substitution(r"--fps \d+(\.\d+)?", "--fps 10", r"\blane-seg drive\b",
+                 "frames per second of a synthetic drive: fewer frames of the same road"),
     Substitution(r"--device cuda(:\d+)?", "--device cpu", r".",
                  "the checker runs on CPU machines; the device itself is checked by test/ (GPU tests)"),
     Substitution(r"(?<![\w.-])/data/tuSimple(?=[/\s]|$)", "{fixtures}/tuSimple", r".",
@@ -378,11 +387,13 @@ def flags(command: str) -> list[str]:
 
 def substitute(command: str, fixtures: Path | str = "{fixtures}") -> str:
     """The command as run mode runs it (SUBSTITUTIONS applied); ValueError when a flag would change."""
-    result = command
+    result, droppable = command, set()
     for sub in SUBSTITUTIONS:
         if re.search(sub.commands, command):
             result = re.sub(sub.pattern, sub.replacement.replace("{fixtures}", str(fixtures)), result)
-    if flags(result) != flags(command):
+            droppable |= set(sub.drops)
+    kept = [flag for flag in flags(command) if flag not in droppable]
+    if [flag for flag in flags(result) if flag not in droppable] != kept:
         raise ValueError(f"a substitution changed the flags of: {command}")
     return result
 
@@ -898,8 +909,9 @@ def _run(argv: Sequence[str], scratch: Scratch, timeout: float) -> tuple[subproc
             returncode: int | None = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             returncode = None
-        _stop_group(process.pid)
-        process.wait()
+        finally:  # also when the checker itself is stopped (SIGTERM, Ctrl-C): the block's group goes with it
+            _stop_group(process.pid)
+            process.wait()
     seconds = time.monotonic() - start
     if returncode is None:
         return None, seconds
@@ -934,9 +946,75 @@ def _tail(*outputs: str) -> str:
 # ---------------------------------------------------------------------------------------------------- driver
 
 
+TABLE_ROW = re.compile(r"^\|.*\|\s*$")
+
+
+def parameter_tables(path: Path) -> list[tuple[int, list[str], list[tuple[int, str]]]]:
+    """The node-parameter tables of a markdown file: (heading line, column headings, [(line, row)]).
+
+    A parameter table is one whose first heading is `parameter` and which has `type` and `default` columns.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tables, i = [], 0
+    while i < len(lines):
+        cells = [c.strip() for c in lines[i].strip().strip("|").split("|")] if TABLE_ROW.match(lines[i]) else []
+        if cells[:1] == ["parameter"] and {"type", "default"} <= set(cells) and i + 1 < len(lines):
+            rows, j = [], i + 2  # after the heading and the |---| line
+            while j < len(lines) and TABLE_ROW.match(lines[j]):
+                rows.append((j + 1, lines[j].rstrip()))
+                j += 1
+            tables.append((i + 1, cells, rows))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def parameter_table_problems(path: Path) -> list[tuple[int, str]]:
+    """(line, problem) for each row of a parameter table that is not the one lane_seg_ros/parameters.py gives."""
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    problems = []
+    for heading, columns, rows in parameter_tables(path):
+        listed = set()
+        for line, row in rows:
+            name = row.strip("| ").split("|")[0].strip().strip("`")
+            listed.add(name)
+            if name not in SPECS:
+                problems.append((line, f"the node has no parameter '{name}' (lane_seg_ros/parameters.py)"))
+            elif _cells(row) != _cells(expected := table_row(SPECS[name], columns)):
+                problems.append((line, f"row of `{name}` differs from the parameter's declaration; it reads:\n"
+                                       f"      {expected}"))
+        missing = [name for name in SPECS if name not in listed]
+        if missing:
+            problems.append((heading, f"the table lacks {', '.join(missing)}"))
+    return problems
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def write_parameter_tables(path: Path) -> int:
+    """Rewrite the rows of the file's parameter tables from lane_seg_ros/parameters.py; the number of tables."""
+    from lane_seg_ros.parameters import SPECS, table_row
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    tables = parameter_tables(path)
+    for heading, columns, rows in reversed(tables):
+        first, last = rows[0][0] - 1 if rows else heading + 1, rows[-1][0] if rows else heading + 1
+        lines[first:last] = [table_row(spec, columns) + "\n" for spec in SPECS.values()]
+    path.write_text("".join(lines), encoding="utf-8")
+    return len(tables)
+
+
 def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=None) -> bool:
-    """Check one markdown file's blocks in order; print one line per block; True when all are fine."""
+    """Check one markdown file's parameter tables and blocks in order; one line per block; True when all are fine."""
     out = out or sys.stdout
+    tables_ok = True
+    for line, problem in parameter_table_problems(path):
+        print(f"{_shown(path)}:{line} table FAILED: {problem}", file=out)
+        tables_ok = False
     blocks = parse_blocks(path)
     scratch: Scratch | None = None
     failed_at: int | None = None
@@ -981,7 +1059,12 @@ def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=No
                 print(f"{_shown(path)}: scratch directory kept at {scratch.root}", file=out)
             else:
                 scratch.remove()
-    return all_ok
+    return all_ok and tables_ok
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the checker like Ctrl-C: the running block's process group is stopped, the scratch removed."""
+    raise SystemExit(128 + signum)
 
 
 def default_files() -> list[Path]:
@@ -995,6 +1078,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--static-only", action="store_true", help="check every block statically; run nothing")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per block (default 900)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories and print where they are")
+    parser.add_argument("--write-tables", action="store_true",
+                        help="rewrite the node-parameter tables from lane_seg_ros/parameters.py; run nothing")
     args = parser.parse_args(argv)
     if os.environ.get(GUARD):
         print("check_docs.py: refusing to run inside a block it is checking", file=sys.stderr)
@@ -1004,6 +1089,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"check_docs.py: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    if args.write_tables:
+        for path in files:
+            print(f"{_shown(path)}: {write_parameter_tables(path)} parameter table(s) written")
+        return 0
     if args.list:
         for path in files:
             for block in parse_blocks(path):
@@ -1018,4 +1107,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())
