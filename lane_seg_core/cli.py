@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Callable, Sequence
@@ -95,6 +96,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.pt")
     p.add_argument("--val-every", type=int, default=d.val_every, help="steps between validations")
     p.add_argument("--val-frames", type=int, default=d.val_frames, help="at most this many validation frames are scored")
+    p.add_argument("--log-every", type=int, default=d.log_every,
+                   help="steps between loss figures (TensorBoard; a line on stderr with --no-progress)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_run_train)
 
@@ -103,7 +106,13 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, Trainer
 
     fields = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
-    metrics = Trainer(TrainConfig(**fields)).run()
+    trainer = Trainer(TrainConfig(**fields))
+    metrics = trainer.run()
+    # Everything is written: spare the exit the interpreter's last garbage collection over torch's objects,
+    # which takes seconds on a busy CPU (a stopped run should end within seconds).
+    gc.freeze()
+    if trainer.stopped_by is not None:
+        return 128 + trainer.stopped_by  # as a shell reports a killed process: 130 for SIGINT, 143 for SIGTERM
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun only rank 0 reports
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -70,20 +70,59 @@ class ThresholdSweep:
     scores: dict[float, TuSimpleScore]
 
 
-def sweep_lane_threshold(
+class Interrupted(Exception):
+    """A sweep stopped because its caller asked it to; it has no figures."""
+
+
+def threshold_predictions(
     detector: LaneDetector, data_dir: str | os.PathLike, records: Sequence[LaneRecord],
-    thresholds: Sequence[float], batch_size: int = 8,
-) -> ThresholdSweep:
-    """Score each lane-probability threshold on the same network outputs; pick the most accurate."""
-    cached = [(chunk, detector.network(images)) for chunk, images in _batches(Path(data_dir), records, batch_size)]
-    scores = {}
+    thresholds: Sequence[float], batch_size: int = 8, stop: Callable[[], bool] | None = None,
+) -> dict[float, list[LaneRecord]]:
+    """Each threshold's predictions for `records`, from one network pass.
+
+    `stop` is asked before every batch, for the network and for each threshold; when it says True the sweep
+    raises Interrupted.
+    """
+    def check() -> None:
+        if stop is not None and stop():
+            raise Interrupted("the threshold sweep was stopped")
+
+    cached = []
+    for chunk, images in _batches(Path(data_dir), records, batch_size):
+        check()
+        cached.append((chunk, detector.network(images)))
+    predictions = {}
     for threshold in thresholds:
         variant = detector.with_settings(lane_threshold=threshold)
-        preds = [p for chunk, outputs in cached for p in _submission(variant, outputs, chunk)]
-        # run_time is not what is being tuned here; keep the 200 ms rule from masking accuracy
-        scores[threshold] = score_records(without_run_time(preds), records)
+        predictions[threshold] = []
+        for chunk, outputs in cached:
+            check()
+            predictions[threshold] += _submission(variant, outputs, chunk)
+    return predictions
+
+
+def pick_threshold(predictions: dict[float, list[LaneRecord]], records: Sequence[LaneRecord]) -> ThresholdSweep:
+    """Score each threshold's predictions of `records` (in any order); pick the most accurate."""
+    position = {r.raw_file: i for i, r in enumerate(records)}
+    scores = {}
+    for threshold, preds in predictions.items():
+        # run_time is not what is being tuned here; keep the 200 ms rule from masking accuracy.
+        # Frame order fixes the order of the sums, so gathered shares score exactly like one pass.
+        ordered = sorted(preds, key=lambda p: position.get(p.raw_file, -1))
+        scores[threshold] = score_records(without_run_time(ordered), records)
     best = max(scores, key=lambda t: (selection_metric(scores[t].accuracy, scores[t].fp, scores[t].fn), scores[t].accuracy))
     return ThresholdSweep(best, scores[best], scores)
+
+
+def sweep_lane_threshold(
+    detector: LaneDetector, data_dir: str | os.PathLike, records: Sequence[LaneRecord],
+    thresholds: Sequence[float], batch_size: int = 8, stop: Callable[[], bool] | None = None,
+) -> ThresholdSweep:
+    """Score each lane-probability threshold on the same network outputs; pick the most accurate.
+
+    `stop` is asked between batches (see threshold_predictions); Interrupted when it says True.
+    """
+    return pick_threshold(threshold_predictions(detector, data_dir, records, thresholds, batch_size, stop), records)
 
 
 def evaluate_folder(

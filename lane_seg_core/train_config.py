@@ -48,6 +48,8 @@ class TrainConfig:
             ("lr", self.lr > 0, "> 0"),
             ("max_steps", self.max_steps is None or self.max_steps >= 1, ">= 1"),
             ("workers", self.workers >= 0, ">= 0"),
+            ("val_every", self.val_every >= 1, ">= 1"),
+            ("log_every", self.log_every >= 1, ">= 1"),
             ("width", 0 < self.width <= 4, "in (0, 4]"),
             ("delta_dist", self.delta_dist > self.delta_var > 0, "> delta_var > 0"),
         ]

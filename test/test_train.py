@@ -1,8 +1,19 @@
-"""Trainer: checkpoints hold everything inference needs, --resume continues exactly, bad checkpoints are refused."""
+"""Trainer: checkpoints hold everything inference needs, --resume continues exactly, bad checkpoints are refused,
+non-finite losses never reach the weights, and SIGINT/SIGTERM stop training and validation at once (DDP too)."""
 
+import copy
+import json
 import os
 import pickle
+import queue
 import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +21,12 @@ import torch
 from lane_seg_core.checkpoint import CheckpointError, load_checkpoint
 from lane_seg_core.cli import main as cli
 from lane_seg_core.inference import LaneDetector
+from lane_seg_core.loss import LaneSegLossTerms
 from lane_seg_core.train import TrainConfig, Trainer, epoch_batches, warmup_cosine
 from tusimple_folders import straight_lane, write_folder
+
+RANK_WEIGHTS = Path(__file__).parent / "train_saving_rank_weights.py"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +36,21 @@ def data(tmp_path_factory):
     frames = [[straight_lane(150 + k * 350 + rng.randint(-40, 40), 560 + k * 50) for k in range(rng.randint(2, 3))]
               for _ in range(12)]
     write_folder(root, frames)
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_validation(data, tmp_path_factory):
+    """1000 validation frames (hard links to the 12 images): a validation that lasts far longer than a stop may."""
+    root = tmp_path_factory.mktemp("long_val")
+    records = [json.loads(line) for line in (data / "label_data_test.json").read_text().splitlines()]
+    lines = []
+    for i in range(1000):
+        record = dict(records[i % len(records)], raw_file=f"clips/v/{i}/20.jpg")
+        (root / record["raw_file"]).parent.mkdir(parents=True)
+        os.link(data / records[i % len(records)]["raw_file"], root / record["raw_file"])
+        lines.append(json.dumps(record))
+    (root / "label_data_val.json").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -50,15 +80,28 @@ def test_checkpoints_hold_model_preprocessing_loss_postprocess_args_metrics_vers
 
 
 def test_resume_continues_exactly(data, tmp_path):
-    straight = Trainer(config(data, tmp_path / "a", augment=True))
+    """Stopped mid-epoch by max_new_steps, resumed, stopped by a SIGINT that abandons a step, resumed to the end:
+    bit for bit the weights (batch-norm statistics too), optimiser state and schedule of an uninterrupted run."""
+    small = dict(augment=True, img_size=(64, 32), val_frames=2)  # 3 steps an epoch, validation at step 4
+    straight = Trainer(config(data, tmp_path / "a", **small))
     straight.run()
-    Trainer(config(data, tmp_path / "b", augment=True)).run(max_new_steps=4)  # stops mid-epoch 1 (3 steps each)
-    resumed = Trainer(config(data, tmp_path / "b", augment=True, resume=True))
+    Trainer(config(data, tmp_path / "b", **small)).run(max_new_steps=2)
+    second = Trainer(config(data, tmp_path / "b", resume=True, **small))
+    assert (second.step, second.epoch, second.step_in_epoch) == (2, 0, 2)
+    second.model.register_forward_pre_hook(
+        lambda module, _: os.kill(os.getpid(), signal.SIGINT) if module.training and second.step == 4 else None)
+    second.run()
+    assert second.stopped_by == signal.SIGINT and second.step == 4  # after the validation at step 4
+    resumed = Trainer(config(data, tmp_path / "b", resume=True, **small))
     assert (resumed.step, resumed.epoch, resumed.step_in_epoch) == (4, 1, 1)
     resumed.run()
     for key, value in straight.model.state_dict().items():
-        assert torch.allclose(value.float(), resumed.model.state_dict()[key].float(), atol=1e-6), key
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    for index, state in straight.optimizer.state_dict()["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, resumed.optimizer.state_dict()["state"][index][name]), (index, name)
     assert straight.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
+    assert straight.metrics == resumed.metrics
 
 
 def test_resume_refuses_a_different_model_or_missing_state(data, tmp_path):
@@ -157,21 +200,245 @@ def test_mixed_precision_step_is_finite(data, tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
 
 
-@pytest.mark.slow
-def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path):
-    """Two processes (gloo on CPU; NCCL on GPUs) run the ordinary train command and agree on the weights."""
-    import subprocess
-    import sys
+def _nan_image(batch):
+    images, binary, instances = batch
+    images = images.clone()
+    images[0, :, :4, :4] = float("nan")
+    return images, binary, instances
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "lane_seg_core.cli", "train", "--data", str(data), "--out", str(tmp_path), "--width", "0.125",
-           "--batch-size", "2", "--epochs", "1", "--workers", "0", "--device", "cpu", "--no-progress"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("done:") == 1  # only rank 0 reports
+
+def _finite_loss_nan_gradient(logits, embedding, binary, instances):
+    zero = torch.sqrt(logits.float().sum() * 0)  # 0, but its gradient is inf * 0 = nan
+    return LaneSegLossTerms(zero, zero, zero, zero, zero)
+
+
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("broken", ["loss", "gradient"])
+def test_a_non_finite_loss_or_gradient_stops_before_the_weights_change(data, tmp_path, amp, broken):
+    trainer = Trainer(config(data, tmp_path, amp=amp, val=None, img_size=(64, 32)))
+    batches = trainer._loader(0)
+    trainer.train_step(next(batches))  # a good step first, so that the optimiser has state to spoil
+    trainer.step = 1
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}  # batch-norm statistics too
+    optimiser = copy.deepcopy(trainer.optimizer.state_dict())
+    batch = next(batches)
+    if broken == "loss":
+        batch = _nan_image(batch)
+    else:
+        trainer.criterion = _finite_loss_nan_gradient
+    named = r"loss term\(s\) not finite \(.*seg=nan" if broken == "loss" else r"the gradients became non-finite"
+    with pytest.raises(FloatingPointError, match=rf"step 2: {named}.*still those of step 1"):
+        trainer.train_step(batch)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    after = trainer.optimizer.state_dict()["state"]
+    for index, state in optimiser["state"].items():
+        for name, value in state.items():
+            assert torch.equal(after[index][name], value), (index, name)
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_signal_during_a_step_abandons_it_and_a_second_one_leaves_at_once(data, tmp_path, signals):
+    """SIGINT during step 5's forward pass: the step is abandoned, and the model and last.pt are those of step 4,
+    batch-norm statistics included; a second SIGINT leaves at once (KeyboardInterrupt), and the last.pt of step 3
+    (the end of epoch 1) stays."""
+    trainer = Trainer(config(data, tmp_path, val=None, img_size=(64, 32)))  # 3 steps an epoch
+    after_step_4 = {}
+
+    def signal_in_step_5(_module, _inputs):
+        if trainer.step == 4 and not after_step_4:
+            after_step_4.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+            for _ in range(signals):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    trainer.model.register_forward_pre_hook(signal_in_step_5)
+    handler = signal.getsignal(signal.SIGINT)
+    if signals == 1:
+        trainer.run()
+        assert trainer.stopped_by == signal.SIGINT and trainer.step == 4
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+    assert signal.getsignal(signal.SIGINT) is handler
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last.training_state["step"] == (4 if signals == 1 else 3)
+    if signals == 1:
+        assert trainer.optimizer.state_dict()["state"][0]["step"] == 4  # AdamW took no fifth step
+        for k, v in trainer.model.state_dict().items():
+            assert torch.equal(v, after_step_4[k]) and torch.equal(last.state_dict[k], v), k
+
+
+class _Child:
+    """A command in its own process group (session), its stdout and stderr read line by line as they come."""
+
+    def __init__(self, command: list[str]) -> None:
+        # This checkout's lane_seg_core first, also for a script outside it (whose folder heads sys.path) and
+        # where the virtual environment's editable install points at another checkout.
+        path = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(path))
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = 120) -> str:
+        """The first line matching `pattern`; AssertionError with the output if the child ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()[-3000:]}")
+            self.lines.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def output(self) -> str:
+        """Everything read so far, and the rest once the child has closed its output."""
+        if self.proc.poll() is not None:
+            try:
+                while (line := self._queue.get(timeout=10)) is not None:
+                    self.lines.append(line)
+                self._queue.put(None)
+            except queue.Empty:  # a grandchild still holds the pipe open
+                pass
+        return "".join(self.lines)
+
+    def kill(self, pgids: list[int] = ()) -> None:
+        """Kill this group and the other groups (torchrun starts each worker in a session of its own)."""
+        for pgid in (self.proc.pid, *pgids):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
+
+def _train_command(data, val, out, *extra):
+    return ["--data", str(data), "--val", str(val), "--out", str(out), "--width", "0.125", "--img-size", "64", "32",
+            "--batch-size", "2", "--epochs", "20", "--val-every", "2", "--device", "cpu", "--no-progress",
+            "--log-every", "1", *extra]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM-to-the-trainer", "SIGINT-to-the-group"])
+def test_a_signal_during_validation_abandons_it_and_exits_within_5_s(data, long_validation, tmp_path, sig, to_group):
+    """`lane-seg train` stopped while it validates: exit 128 + signal, last.pt of the last step, nothing left running.
+
+    SIGINT goes to the whole group as Ctrl-C does, data-loader workers included; SIGTERM to the trainer alone.
+    """
+    child = _Child([sys.executable, "-m", "lane_seg_core.cli", "train",
+                    *_train_command(data, long_validation, tmp_path, "--val-frames", "1000", "--workers", "2")])
+    try:
+        child.wait_for(r"^step 1/")
+        child.wait_for(r"^validating at step 2 on 1000 frames")
+        sent = time.monotonic()
+        (os.killpg if to_group else os.kill)(child.proc.pid, sig)
+        code = child.proc.wait(timeout=5)
+        print(f"{sig.name}: exit {time.monotonic() - sent:.2f} s after the signal")
+        assert code == 128 + sig, child.output()[-3000:]
+        with pytest.raises(ProcessLookupError):
+            os.killpg(child.proc.pid, 0)  # no data-loader worker left behind
+        output = child.output()
+        assert f"{sig.name}: validation at step 2 abandoned" in output
+        assert f"{sig.name}: stopped after step 2" in output
+        last = load_checkpoint(tmp_path / "last.pt")
+        assert last.training_state["step"] == 2
+        assert "val_accuracy" not in last.metrics  # the abandoned validation's partial figures are not used
+        assert not list(tmp_path.glob(".*.tmp"))
+    finally:
+        child.kill()
+
+
+def _rank_pids(agent: int, world: int) -> dict[int, int]:
+    """torchrun's worker processes by rank (read from their environment), once all have started."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ranks = {}
+        try:
+            children = map(int, Path(f"/proc/{agent}/task/{agent}/children").read_text().split())
+        except OSError:  # torchrun itself has ended
+            break
+        for pid in children:
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:  # FileNotFoundError, ProcessLookupError: a process that has just ended
+                continue
+            rank = next((int(e[5:]) for e in environ if e.startswith(b"RANK=")), None)
+            if rank is not None:
+                ranks[rank] = pid
+        if len(ranks) == world:
+            return ranks
+        time.sleep(0.1)
+    raise AssertionError(f"torchrun (pid {agent}) did not start {world} workers (or ended)")
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("validating", [True, False], ids=["validating", "no-validation"])
+def test_torchrun_ddp_trains_with_the_same_command(data, tmp_path, validating):
+    """Two processes (gloo on CPU; NCCL on GPUs) run the train command, validate mid-run together (each its share
+    of the frames) and end with the same weights, batch-norm statistics included, with or without a validation
+    last (each saves its own: train_saving_rank_weights.py)."""
+    val = ["--val", str(data), "--val-every", "2", "--val-frames", "5"] if validating else []
+    child = _Child(_torchrun(str(RANK_WEIGHTS), "train", "--data", str(data), "--out", str(tmp_path), *val,
+                             "--width", "0.125", "--img-size", "64", "32", "--batch-size", "2", "--epochs", "1",
+                             "--workers", "0", "--device", "cpu", "--no-progress"))
+    groups = []
+    try:
+        groups = list(_rank_pids(child.proc.pid, 2).values())  # each worker leads a session of its own
+        code = child.proc.wait(timeout=240)
+        output = child.output()
+        assert code == 0, output[-3000:]
+    finally:
+        child.kill(groups)
+    assert output.count("done:") == 1  # only rank 0 reports
+    # at step 2 (--val-every) and at the end, step 3
+    assert output.count("validating at step") == (2 if validating else 0)
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt.training_state["step"] == 12 // (2 * 2)  # each step consumed one batch per process
+    # scored over all 5 frames: a missing or repeated one would be an error
+    assert ("val_accuracy" in ckpt.metrics) == validating
+    weights = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for key, value in ckpt.state_dict.items():  # parameters and batch-norm statistics alike
+        assert torch.equal(weights[0][key], value) and torch.equal(weights[1][key], value), key
+
+
+@pytest.mark.slow
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_during_validation(data, long_validation, tmp_path):
+    """SIGTERM to rank 1 alone while both validate: rank 0 hears of it at the next batch, and both stop at once."""
+    child = _Child(_torchrun("-m", "lane_seg_core.cli", "train",
+                             *_train_command(data, long_validation, tmp_path, "--val-frames", "1000", "--workers", "1")))
+    groups = []
+    try:
+        ranks = _rank_pids(child.proc.pid, 2)
+        groups = list(ranks.values())  # each worker leads a session of its own
+        child.wait_for(r"^validating at step 2 on 1000 frames")
+        sent = time.monotonic()
+        os.kill(ranks[1], signal.SIGTERM)
+        child.wait_for(r"^SIGTERM: validation at step 2 abandoned", timeout=5)  # printed by rank 0
+        child.wait_for(r"^SIGTERM: stopped after step 2", timeout=5)
+        child.proc.wait(timeout=30)
+        print(f"torchrun exit {time.monotonic() - sent:.2f} s after the signal")
+        for pgid in groups:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pgid, 0)  # neither rank nor its data-loader worker is left
+    finally:
+        child.kill(groups)
+    assert re.search(r"exitcode\s*:\s*143", child.output())  # the rank that got the signal reports it
+    assert load_checkpoint(tmp_path / "last.pt").training_state["step"] == 2
 
 
 def test_tune_picks_the_threshold_on_validation_data_and_stores_it(data, tmp_path, capsys):
