@@ -60,7 +60,7 @@ no-launch-vendor:
 venv: $(ROS_STAMP) $(COLCON_STAMP) $(LAUNCH)
 
 test: $(ROS_STAMP) $(COLCON_STAMP) $(LAUNCH)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The node on a synthetic drive (or BAG=your.bag TOPIC=/camera/image_raw CHECKPOINT=best.pt LABELS=truth.json RATE=0.5).
 demo: $(ROS_STAMP)

@@ -34,10 +34,10 @@ def test_train_help_shows_the_defaults_of_the_config():
 
 def test_every_option_that_takes_a_value_says_its_default():
     for name, command in subcommands(build_parser()).items():
-        text = " ".join(command.format_help().split()).split(" options: ", 1)[1]  # the option list, unwrapped
+        formatter = command._get_formatter()
         for action in command._actions:
             if not action.option_strings or action.nargs == 0 or action.default in (None, argparse.SUPPRESS):
                 continue
             assert action.help, f"{name} {action.option_strings[0]} has no help"
-            help_text = text[text.index(action.option_strings[-1] + " "):]
-            assert "default" in help_text.split(" --")[0], f"{name} {action.option_strings[0]}: {help_text[:120]}"
+            shown = formatter._expand_help(action)  # the help line as --help prints it
+            assert "default" in shown, f"{name} {action.option_strings[0]}: {shown}"
