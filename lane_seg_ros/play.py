@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .bag_io import CAMERA_INFO, IMAGE_TYPES, BagError, bag_topics, describe_topics, message_class, open_bag, read_messages
+from .stopping import stop_signals_interrupt
 
 if TYPE_CHECKING:  # rclpy and rosbags are imported when the command runs
     from rosbags.rosbag2 import Reader
@@ -63,23 +61,6 @@ def parse_remaps(remaps: Sequence[str], topics: Sequence[str]) -> dict[str, str]
             raise ValueError(f"--remap {remap}: topic '{old}' is not played; played topics: {', '.join(topics)}")
         renames[old] = new
     return renames
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops playback like Ctrl-C (main thread only; elsewhere signals cannot be handled)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def play_bag(
@@ -153,7 +134,7 @@ def play_bag(
             names = ", ".join(p.topic_name for p in publishers.values())
             interrupted = False
             stats = _PlayStats()
-            with _sigterm_as_interrupt():
+            with stop_signals_interrupt():
                 try:
                     _wait_for_subscribers(list(publishers.values()), wait_subscribers, names)
                     time.sleep(start_delay)

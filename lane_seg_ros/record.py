@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from .bag_io import BAG_VERSION, STORAGES, BagError, lane_typestore, message_class
-from .play import _sigterm_as_interrupt
+from .stopping import stop_signals_interrupt
 
 if TYPE_CHECKING:  # rclpy and rosbags are imported when the command runs
     from rclpy.node import Node
@@ -136,7 +136,7 @@ def record_topics(
         executor.add_node(node)
         recording = _Recording(writer, node, typestore, {t: 0 for t in topics})
         print(f"lane-seg record: waiting for {', '.join(topics)}", file=sys.stderr, flush=True)
-        with _sigterm_as_interrupt():
+        with stop_signals_interrupt():
             try:
                 next_poll = 0.0
                 while not (stop is not None and stop.is_set()):

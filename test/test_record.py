@@ -101,6 +101,23 @@ def test_record_stops_after_its_duration_with_a_valid_bag_when_nothing_was_publi
     assert read_bag(out) == {}
 
 
+def test_ctrl_c_stops_a_recorder_that_inherited_sigint_ignored(tmp_path, domain, children):
+    """A script's `lane-seg record ... &` starts with SIGINT ignored; Ctrl-C (SIGINT) must still close the bag."""
+    _, env = domain
+    out = tmp_path / "background"
+    recorder = children.start([sys.executable, "-m", "lane_seg_ros.cli", "record", str(out), "--topic", "/nobody"],
+                              env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while "waiting for /nobody" not in (line := recorder.stderr.readline()) and time.monotonic() < deadline:
+        assert line or recorder.poll() is None, "the recorder ended before it was ready"
+    recorder.send_signal(signal.SIGINT)
+    stdout, stderr = recorder.communicate(timeout=20)
+    assert recorder.returncode == 0, stderr
+    assert "recorded 0 messages" in stdout and "(stopped by Ctrl-C)" in stdout, stdout
+    assert read_bag(out) == {}
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--topic", "lanes"], "topic 'lanes' must be absolute"),
     (["--topic", "/lanes", "--duration", "0"], "duration must be a finite number of seconds > 0"),
