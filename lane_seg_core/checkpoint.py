@@ -130,13 +130,14 @@ def _is_torchscript(path: Path) -> bool:
 
 def _offending_global(exc: Exception) -> str:
     """The Python class or function that torch's weights-only unpickler refused, from its message."""
-    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc)) or re.search(r"Unsupported global: (\S+)", str(exc))
+    found = re.search(r"Unsupported global: (?:GLOBAL )?(\S+)", str(exc))
     return f"the Python object {found.group(1)}" if found else "Python objects other than tensors"
 
 
 def _plain(exc: Exception) -> str:
     """An exception's first line without terminal escapes (torch bolds parts of its messages)."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _archive_or_pickle(path: Path) -> bool:

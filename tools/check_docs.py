@@ -1067,13 +1067,13 @@ def reference_problems(path: Path) -> list[tuple[int, str]]:
 def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=None) -> bool:
     """Check one markdown file's parameter tables and blocks in order; one line per block; True when all are fine."""
     out = out or sys.stdout
-    tables_ok = True
+    references_and_tables_ok = True
     for line, problem in parameter_table_problems(path):
         print(f"{_shown(path)}:{line} table FAILED: {problem}", file=out)
-        tables_ok = False
+        references_and_tables_ok = False
     for line, problem in reference_problems(path):
         print(f"{_shown(path)}:{line} reference FAILED: {problem}", file=out)
-        tables_ok = False
+        references_and_tables_ok = False
     blocks = parse_blocks(path)
     scratch: Scratch | None = None
     failed_at: int | None = None
@@ -1118,7 +1118,7 @@ def check_file(path: Path, static_only: bool, timeout: float, keep: bool, out=No
                 print(f"{_shown(path)}: scratch directory kept at {scratch.root}", file=out)
             else:
                 scratch.remove()
-    return all_ok and tables_ok
+    return all_ok and references_and_tables_ok
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

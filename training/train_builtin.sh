@@ -11,8 +11,9 @@ TRAIN_FRAMES=${TRAIN_FRAMES:-3000}
 VAL_FRAMES=${VAL_FRAMES:-200}
 # Where the result goes: the shipped built-in weights unless SHIP_TO says otherwise (SHIP_TO= keeps them).
 SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
+PREVIOUS="$RUN/previous_$(basename "${SHIP_TO:-none}")"
 if [ -n "$SHIP_TO" ] && [ -f "$SHIP_TO" ]; then
-  echo "train_builtin: at the end this replaces $SHIP_TO (the previous file is kept as $RUN/previous_$(basename "$SHIP_TO"));" \
+  echo "train_builtin: at the end this replaces $SHIP_TO (the previous file is kept as $PREVIOUS);" \
        "SHIP_TO= keeps it, SHIP_TO=other.pt writes elsewhere" >&2
 fi
 
@@ -31,8 +32,8 @@ $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RU
 # validation split by the current post-processing; SHIP_TO= (empty) skips this.
 if [ -n "$SHIP_TO" ]; then
   if [ -f "$SHIP_TO" ]; then
-    cp -p "$SHIP_TO" "$RUN/previous_$(basename "$SHIP_TO")"
-    echo "train_builtin: replacing $SHIP_TO; the previous file is $RUN/previous_$(basename "$SHIP_TO")" >&2
+    cp -p "$SHIP_TO" "$PREVIOUS"
+    echo "train_builtin: replacing $SHIP_TO; the previous file is $PREVIOUS" >&2
   fi
   $PY -m lane_seg_core.cli tune --checkpoint "$RUN/best.pt" --data "$DATA/val" --out "$SHIP_TO"
 fi
