@@ -59,8 +59,12 @@ no-launch-vendor:
 
 venv: $(ROS_STAMP) $(COLCON_STAMP) $(LAUNCH)
 
+# Two pytest workers by default (TEST_JOBS=0: one process). Most tests wait on processes they start (a node's
+# start-up, DDS discovery, torch imports), so a single pytest keeps one of two cores busy. A test file runs in
+# one worker, so its module fixtures (the demo run, the colcon build) are made once.
+TEST_JOBS ?= 2
 test: $(ROS_STAMP) $(COLCON_STAMP) $(LAUNCH)
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile --durations=15
 
 # The node on a synthetic drive (or BAG=your.bag TOPIC=/camera/image_raw CHECKPOINT=best.pt LABELS=truth.json RATE=0.5).
 demo: $(ROS_STAMP)

@@ -135,9 +135,10 @@ def record_topics(
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         recording = _Recording(writer, node, typestore, {t: 0 for t in topics})
-        print(f"lane-seg record: waiting for {', '.join(topics)}", file=sys.stderr, flush=True)
         with stop_signals_interrupt():
             try:
+                # said once Ctrl-C is handled: a script may interrupt the recorder as soon as it reads this line
+                print(f"lane-seg record: waiting for {', '.join(topics)}", file=sys.stderr, flush=True)
                 next_poll = 0.0
                 while not (stop is not None and stop.is_set()):
                     now = time.monotonic()

@@ -28,6 +28,18 @@ INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.fork
 def pytest_configure(config: pytest.Config) -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        # Each test process (pytest-xdist worker) gets its share of the cores, it and the processes it starts
+        # (OMP_NUM_THREADS): torch's default of a thread per core, in two processes at once, has threads waiting
+        # for each other on shared cores (lane_seg_core/threads.py).
+        import torch
+
+        from lane_seg_core.threads import available_cpus
+
+        share = max(1, available_cpus() // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def running_descendants(root: int) -> dict[int, tuple[int, str]]:
