@@ -15,7 +15,7 @@ LAUNCH_STAMP := $(VENV)/.ros-launch-installed
 DEMO_DIR ?= out/demo
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: demo test venv clean builtin-model no-launch-vendor
+.PHONY: demo test venv clean builtin-model real-roads no-launch-vendor
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ demo: $(ROS_STAMP)
 	$(VENV)/bin/lane-seg demo --out $(DEMO_DIR) $(if $(BAG),--bag "$(BAG)") $(if $(TOPIC),--topic "$(TOPIC)") \
 	  $(if $(LABELS),--labels "$(LABELS)") $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)") $(if $(TRAIN),--train) \
 	  $(if $(RATE),--rate $(RATE))
+
+# A model (the built-in one, or CHECKPOINT=best.pt) on the real frames of ../shared/data/real: score and overlays.
+real-roads: $(STAMP)
+	$(PY) benchmarks/real_roads.py --out out/real_roads $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 # How the built-in checkpoint was made (hours on 2 CPU cores; see README).
 builtin-model: $(STAMP)
