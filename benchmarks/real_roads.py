@@ -164,8 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --video-frames must be >= 1, got {args.video_frames}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    threads = use_cpu_threads(args.threads)
-    detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
+    try:
+        threads = use_cpu_threads(args.threads)
+        detector = LaneDetector.from_checkpoint(args.checkpoint, device=args.device)
+    except (ValueError, OSError) as exc:  # a bad --threads or --device, a checkpoint that is missing or not ours
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"Machine: {cpu_model()}, torch threads {threads}; load average (1/5/15 min) {load_average()}")
     print(f"Model: {args.checkpoint}; input {detector.prep.input_width}x{detector.prep.input_height}, "
           f"lane threshold {detector.post.lane_threshold}\n")

@@ -58,3 +58,11 @@ def test_without_the_real_frames_it_says_where_it_looked(tmp_path):
     assert result.returncode == 2
     assert f"no real frames at {tmp_path / 'nowhere'}" in result.stderr and "tusimple-0601-val/" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason=f"no real frames at {REAL} (not part of the repository)")
+def test_a_missing_checkpoint_or_bad_thread_count_is_named(tmp_path):
+    result = run("--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "none.pt" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = run("--threads", "-1", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "threads must be an integer in [0, 256]" in result.stderr, result.stderr
