@@ -37,7 +37,7 @@ from lane_seg_core.inference import LaneDetector
 from lane_seg_core.metrics import TuSimpleScore, score_records, tusimple_bench
 from lane_seg_core.predict import OVERLAY_FOLDER, predict_path
 from lane_seg_core.threads import use_cpu_threads
-from lane_seg_core.tusimple import ABSENT, LaneRecord
+from lane_seg_core.tusimple import lane_points, read_records
 from lane_seg_core.visualize import contact_sheet, draw_detection, draw_lanes
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -81,13 +81,10 @@ def score_val(detector: LaneDetector, val: Path, out: Path) -> tuple[TuSimpleSco
         accuracy, fp, fn = tusimple_bench(pred.lanes, gt.lanes, gt.h_samples, 0.0)
         frames.append(FrameScore(gt.raw_file, accuracy, fp, fn, len(pred.lanes), len(gt.lanes)))
         image = read_rgb(val / gt.raw_file)
-        overlay = draw_lanes(draw_detection(image, detector(image)), [], truth=_truth_points(gt))
+        truth_dots = [lane_points(lane, gt.h_samples) for lane in gt.lanes]
+        overlay = draw_lanes(draw_detection(image, detector(image)), [], truth=truth_dots)
         _write(out / "val" / (gt.raw_file.replace("/", "_")), overlay)
     return score_records(predictions, truth), frames
-
-
-def _truth_points(record: LaneRecord) -> list[list[tuple[float, float]]]:
-    return [[(x, y) for x, y in zip(lane, record.h_samples) if x != ABSENT] for lane in record.lanes]
 
 
 def _write(path: Path, rgb: np.ndarray) -> None:
@@ -114,8 +111,6 @@ def count_video(detector: LaneDetector, video: Path, out: Path, max_frames: int 
 
 
 def _lane_counts(predictions: Path) -> tuple[int, ...]:
-    from lane_seg_core.tusimple import read_records
-
     return tuple(len(r.lanes) for r in read_records(predictions))
 
 
