@@ -24,23 +24,13 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .synth import (
-    ABSENT,
-    DEFAULT_CONFIG,
-    LaneLine,
-    Road,
-    SceneParams,
-    Shadow,
-    Vehicle,
-    _init_worker,
-    _sample_camera,
-    _sample_road,
-    _sample_scenery,
-    _sample_visible_lighting,
-    _vehicle_color,
-    lane_labels,
-    render_scene,
-)
+from .synth import ABSENT, DEFAULT_CONFIG, LaneLine, Road, SceneParams, Shadow, Vehicle, lane_labels, render_scene
+from .synth.camera import sample_camera
+from .synth.layout import sample_road
+from .synth.photometry import sample_visible_lighting
+from .synth.roadside import sample_scenery
+from .synth.vehicles import vehicle_color
+from .synth.writer import init_worker
 from .tusimple import H_SAMPLES
 
 if TYPE_CHECKING:
@@ -237,16 +227,16 @@ class _Layout:
 def _sample_layout(rng: np.random.Generator, config: DriveConfig) -> _Layout:
     """Camera, 3-4 lines (dashed inside, solid outside), scenery, lighting, lane change, vehicles and shadows."""
     synth = _LAYOUT_CONFIG
-    camera = _sample_camera(rng)
-    sampled_road, sampled_lines = _sample_road(rng, synth)
+    camera = sample_camera(rng)
+    sampled_road, sampled_lines = sample_road(rng, synth)
     road, lines, ego_lane = _lane_layout(rng, sampled_road, sampled_lines)
     target = 1 - ego_lane
     start = SceneParams(
         camera=camera,
         road=road,
         lines=lines,
-        scenery=_sample_scenery(rng, synth),
-        lighting=_sample_visible_lighting(rng, synth, road, lines),
+        scenery=sample_scenery(rng, synth),
+        lighting=sample_visible_lighting(rng, synth, road, lines),
         texture_seed=int(rng.integers(2**63 - 1)),
     )
     drive_length = config.speed * config.seconds
@@ -309,7 +299,7 @@ def _sample_vehicles(
             width=rng.uniform(2.3, 2.55) if truck else rng.uniform(1.65, 1.95),
             height=rng.uniform(3.0, 4.0) if truck else rng.uniform(1.35, 1.9),
             length=rng.uniform(9, 16) if truck else rng.uniform(4.0, 5.0),
-            body_bgr=_vehicle_color(rng, truck),
+            body_bgr=vehicle_color(rng, truck),
             truck=bool(truck),
         )
         speed = rng.uniform(1.0, 4.0) if ours else rng.uniform(-1.5, 3.0)
@@ -430,7 +420,7 @@ def _render_in_order(
             yield (index, *render_scene(scene))
         return
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker) as pool:
         pending: deque[Future] = deque()
         for index, scene in enumerate(scenes):
             pending.append(pool.submit(render_scene, scene))
