@@ -1,4 +1,7 @@
-"""The tuSimple dataset: images with lane masks and instance maps drawn at the training resolution."""
+"""The tuSimple dataset: images with lane masks and instance maps drawn at the training resolution.
+
+A folder of CULane labels (`*.lines.txt`) is read too, into the same records (lane_seg_core.labels).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .labels import read_folder
 from .preprocess import Preprocessing, normalise
-from .tusimple import LaneRecord, find_label_files, read_records
+from .tusimple import LaneRecord, read_records
 
 
 class Sample(NamedTuple):
@@ -42,7 +46,7 @@ class Augmentation:
 
 
 class TuSimpleDataset(Dataset):
-    """Frames of tuSimple label files (`label_data_*.json` / `test_label.json`) under `root`.
+    """Frames of tuSimple label files (`label_data_*.json` / `test_label.json`) or CULane `*.lines.txt` under `root`.
 
     Lanes are drawn at the network input size with `lane_thickness` pixels. With `augment`, the
     random changes of frame i in epoch e depend only on (seed, e, i): call `set_epoch` each epoch.
@@ -65,10 +69,12 @@ class TuSimpleDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        files = [Path(f) for f in label_files] if label_files else find_label_files(self.root)
-        self.records: list[LaneRecord] = [r for f in files for r in read_records(f)]
+        if label_files:
+            self.records: list[LaneRecord] = [r for f in label_files for r in read_records(f)]
+        else:
+            self.records = read_folder(self.root)
         if not self.records:
-            raise ValueError(f"no frames in {', '.join(map(str, files))}")
+            raise ValueError(f"no frames in {', '.join(map(str, label_files or [self.root]))}")
         missing = [r.raw_file for r in self.records if not (self.root / r.raw_file).is_file()]
         if missing:
             raise FileNotFoundError(

@@ -1,4 +1,7 @@
-"""Run a detector over a tuSimple folder, write a submission file and score it with the official rules."""
+"""Run a detector over a labelled folder, write a tuSimple submission file and score it with the official rules.
+
+The folder's labels are tuSimple's or CULane's (lane_seg_core.labels); both are scored at their own rows.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ import cv2
 import numpy as np
 
 from .inference import LaneDetector, NetworkOutputs
+from .labels import read_folder
 from .metrics import TuSimpleScore, score_records
-from .tusimple import LaneRecord, find_label_files, read_records, write_records
+from .tusimple import LaneRecord, write_records
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -24,8 +28,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def load_ground_truth(data_dir: str | os.PathLike) -> list[LaneRecord]:
-    """Every labelled frame of a tuSimple folder."""
-    return [r for f in find_label_files(data_dir) for r in read_records(f)]
+    """Every labelled frame of a tuSimple or CULane folder."""
+    return read_folder(data_dir)
 
 
 def _batches(root: Path, records: Sequence[LaneRecord], batch_size: int) -> Iterator[tuple[list[LaneRecord], list[np.ndarray]]]:

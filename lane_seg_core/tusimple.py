@@ -11,7 +11,8 @@ from typing import Iterable, Protocol, Sequence
 from .files import atomic_path
 
 ABSENT = -2  # tuSimple's marker for "no lane point at this row"
-H_SAMPLES = tuple(range(160, 720, 10))  # tuSimple's 56 label rows of a 1280x720 image
+ROW_STEP = 10  # pixels between tuSimple's label rows
+H_SAMPLES = tuple(range(160, 720, ROW_STEP))  # tuSimple's 56 label rows of a 1280x720 image
 
 
 class Resampling(Protocol):
@@ -109,12 +110,17 @@ def read_records(path: str | os.PathLike, require_run_time: bool = False) -> lis
     return records
 
 
+def label_files_in(data_dir: Path) -> list[Path]:
+    """The tuSimple label files of a folder, none if it has none: `label_data_*.json`, else `test_label.json`."""
+    return sorted(data_dir.glob("label_data_*.json")) or sorted(data_dir.glob("test_label.json"))
+
+
 def find_label_files(data_dir: str | os.PathLike) -> list[Path]:
     """The label files of a tuSimple folder: `label_data_*.json`, else `test_label.json`."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {data_dir}")
-    files = sorted(data_dir.glob("label_data_*.json")) or sorted(data_dir.glob("test_label.json"))
+    files = label_files_in(data_dir)
     if not files:
         raise FileNotFoundError(f"no label_data_*.json or test_label.json in {data_dir}")
     return files
