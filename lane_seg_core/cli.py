@@ -50,13 +50,23 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed; frame i depends only on (seed, i)")
     p.add_argument("--name", default="synth", help="label file suffix: label_data_<name>.json")
     p.add_argument("--workers", type=int, default=2, help="processes")
+    p.add_argument("--world", choices=("basic", "highway"), default="basic",
+                   help="basic: one road, guard rails, a few cars; highway: barriers, verges of dirt and grass, "
+                        "the far carriageway, seams and joints, bridges, a hood, dashcam optics and traffic")
+    p.add_argument("--layouts", metavar="LABELS",
+                   help="tuSimple label lines (a file, or a folder of *.json*): the roads copy where their lanes lie")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from .synth import generate_dataset
+    from dataclasses import replace
 
-    path = generate_dataset(args.out, args.count, args.seed, name=args.name, workers=args.workers, progress=True)
+    from .synth import WORLDS, generate_dataset
+
+    path = generate_dataset(
+        args.out, args.count, args.seed, name=args.name, workers=args.workers, progress=True,
+        config=replace(WORLDS[args.world], layouts=args.layouts or ""),
+    )
     print(f"wrote {args.count} frames, labels in {path}")
     return 0
 
@@ -80,6 +90,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop-top", type=float, default=d.crop_top, help="fraction of rows cut off the top")
     p.add_argument("--width", type=float, default=d.width, help="channel multiplier (1.0 = the original SegNet)")
     p.add_argument("--pretrained", help="local torchvision vgg16_bn state dict for the encoder (width 1.0)")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune a trained model: its weights and its width, input size, crop, loss and "
+                        "post-processing settings (which replace these options), with a fresh optimiser")
     p.add_argument("--lane-thickness", type=int, default=d.lane_thickness, help="lane width in input pixels")
     p.add_argument("--delta-var", type=float, default=d.delta_var,
                    help="discriminative loss: pull pixels to within this of their lane's mean (clustering bandwidth = 2x)")

@@ -19,10 +19,17 @@ from .markings import marking_polygons
 from .render import frame_rng, render_scene, sample_frame, sample_scene
 from .scene import (
     DEFAULT_CONFIG,
+    HIGHWAY_CONFIG,
     IMAGE_SIZE,
+    JPEG_QUALITY,
+    WORLDS,
+    Barrier,
     Camera,
+    GroundStrip,
+    Hood,
     LaneLine,
     Lighting,
+    Overpass,
     Road,
     SceneParams,
     Scenery,
@@ -30,11 +37,11 @@ from .scene import (
     SynthConfig,
     Vehicle,
 )
-from .writer import FRAMES_PER_CLIP, JPEG_QUALITY, generate_dataset, raw_file_for
+from .writer import FRAMES_PER_CLIP, generate_dataset, raw_file_for
 
 __all__ = [
-    "ABSENT", "H_SAMPLES", "DEFAULT_CONFIG", "FRAMES_PER_CLIP", "IMAGE_SIZE", "JPEG_QUALITY",
-    "Camera", "LaneLine", "Lighting", "Road", "SceneParams", "Scenery", "Shadow", "SynthConfig", "Vehicle",
+    "ABSENT", "H_SAMPLES", "DEFAULT_CONFIG", "HIGHWAY_CONFIG", "WORLDS", "FRAMES_PER_CLIP", "IMAGE_SIZE", "JPEG_QUALITY",
+    "Barrier", "Camera", "GroundStrip", "Hood", "LaneLine", "Overpass", "Lighting", "Road", "SceneParams", "Scenery", "Shadow", "SynthConfig", "Vehicle",
     "frame_rng", "generate_dataset", "lane_labels", "marking_polygons", "painted_intervals", "raw_file_for",
     "render_scene", "sample_frame", "sample_scene", "visible_end",
 ]

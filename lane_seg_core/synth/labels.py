@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..tusimple import ABSENT, H_SAMPLES
-from .scene import IMG_W, LaneLine, SceneParams
+from .roadside import barrier_mask
+from .scene import IMG_W, LOW_RES, LaneLine, SceneParams
 
 
 def drop_hidden_lines(params: SceneParams, min_points: int) -> SceneParams:
@@ -56,6 +57,7 @@ def lane_labels(params: SceneParams) -> list[list[int]]:
     rows = np.asarray(H_SAMPLES, float)
     below = rows - camera.horizon > 1e-6
     z = np.where(below, camera.focal * camera.height / np.where(below, rows - camera.horizon, 1.0), np.inf)
+    walls = barrier_mask(params)
     lanes = []
     for line in params.lines:
         end = min(visible_end(line, params.distance_travelled), params.road.length)
@@ -64,6 +66,11 @@ def lane_labels(params: SceneParams) -> list[list[int]]:
         u, _ = camera.project(params.ground_x(line.offset, zs), zs)
         x = np.round(u).astype(int)
         seen &= (x >= 0) & (x <= IMG_W - 1)
+        if params.hood is not None:
+            seen &= rows < params.hood.top_row(u, IMG_W)
+        if walls is not None:  # a barrier on the inside of a bend hides the far part of the lanes
+            cols = np.clip(u // LOW_RES, 0, walls.shape[1] - 1).astype(int)
+            seen &= walls[np.clip(rows // LOW_RES, 0, walls.shape[0] - 1).astype(int), cols] == 0
         lanes.append([int(v) if ok else ABSENT for v, ok in zip(x, seen)])
     return lanes
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Sequence
+
 import numpy as np
 
+from .real_layouts import RealLayout
 from .scene import LaneLine, Road, SynthConfig, luma
 
 
@@ -81,3 +85,53 @@ def sample_line(
 def mean_wear_factor(road: Road) -> float:
     """Average fraction of paint coverage left by `road.marking_wear` (see paint_markings)."""
     return 1.0 - 0.5 * road.marking_wear
+
+
+def restyle_lines(rng: np.random.Generator, lines: tuple[LaneLine, ...], config: SynthConfig) -> tuple[LaneLine, ...]:
+    """Some lines become double lines (often yellow on the left) or rows of Botts' dots; the labels stay the same."""
+    out = []
+    for j, line in enumerate(lines):
+        draw = rng.random()
+        if draw < config.double_line_prob:
+            yellow = j == 0 and rng.random() < 0.7
+            colour = (rng.uniform(30, 90), rng.uniform(170, 215), rng.uniform(205, 245)) if yellow else line.color_bgr
+            line = replace(
+                line, double_gap=rng.uniform(0.2, 0.45), width=rng.uniform(0.1, 0.15), dashed=False,
+                color_bgr=tuple(float(c) for c in colour),
+            )
+        elif draw < config.double_line_prob + config.botts_dots_prob:
+            line = replace(
+                line, dashed=True, dash_length=rng.uniform(0.1, 0.2), gap_length=rng.uniform(0.9, 1.6),
+                width=rng.uniform(0.1, 0.15), opacity=1.0, max_distance=min(line.max_distance, 60.0),
+            )
+        out.append(line)
+    return tuple(out)
+
+
+def sample_real_road(
+    rng: np.random.Generator, config: SynthConfig, layouts: Sequence[RealLayout]
+) -> tuple[Road, tuple[LaneLine, ...]]:
+    """A road whose lanes lie where the lanes of one real frame lay (mirrored half of the time); looks as sample_road."""
+    road, _ = sample_road(rng, config)
+    layout = layouts[int(rng.integers(len(layouts)))]
+    sign = -1.0 if rng.random() < 0.5 else 1.0
+    offsets = [sign * o for o in layout.offsets][:: int(sign)]
+    ends = list(layout.ends)[:: int(sign)]
+    curvature = float(np.clip(sign * layout.curvature, -1 / 180, 1 / 180))
+    road = replace(
+        road,
+        heading=sign * layout.heading,
+        curvature=curvature,
+        lane_width=layout.lane_width,
+        edge_left=offsets[0] - rng.uniform(0.3, 3.0),
+        edge_right=offsets[-1] + rng.uniform(0.3, 3.0),
+    )
+    far = min(120.0, road.length - 5)
+    lines = tuple(
+        replace(
+            sample_line(rng, offset, j, len(offsets), road, config, far),
+            max_distance=float(np.clip(end * rng.uniform(0.9, 1.3), 30.0, max(far, 31.0))),
+        )
+        for j, (offset, end) in enumerate(zip(offsets, ends))
+    )
+    return road, lines

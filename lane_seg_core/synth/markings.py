@@ -19,9 +19,11 @@ def marking_polygons(params: SceneParams, line: LaneLine) -> list[np.ndarray]:
     z_near = camera.depth_at_row(IMG_H + 2)
     z_far = min(visible_end(line, params.distance_travelled), params.road.length)
     half = line.width / 2
+    centres = [line.offset] if line.double_gap <= 0 else [line.offset - line.double_gap / 2, line.offset + line.double_gap / 2]
     return [
-        strip_polygon(params, line.offset - half, line.offset + half, z0, z1)
+        strip_polygon(params, centre - half, centre + half, z0, z1)
         for z0, z1 in painted_intervals(line, z_near, z_far, params.distance_travelled)
+        for centre in centres
     ]
 
 
@@ -32,7 +34,7 @@ def paint_markings(
     top = min(max(int(math.floor(params.camera.horizon)), 0), IMG_H - 1)  # no paint above the horizon
     alpha = np.zeros((IMG_H - top, IMG_W), np.uint8)
     paint = np.zeros((IMG_H - top, IMG_W, 3), np.uint8)
-    for line in params.lines:
+    for line in params.lines + params.decoys:
         polys = [poly - np.array([0.0, top]) for poly in marking_polygons(params, line)]
         if not polys:
             continue

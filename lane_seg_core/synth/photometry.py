@@ -1,4 +1,4 @@
-"""Global photometry: exposure, contrast, gamma, colour cast, blur and sensor noise."""
+"""Photometry: exposure, contrast, gamma, white balance, glare, vignetting, blur, motion blur, noise, JPEG quality."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .layout import mean_wear_factor
-from .scene import LaneLine, Lighting, Road, SynthConfig, luma
+from .scene import IMG_H, IMG_W, LaneLine, Lighting, Road, SynthConfig, luma
 
 
 def sample_lighting(rng: np.random.Generator, config: SynthConfig) -> Lighting:
@@ -24,12 +24,29 @@ def sample_lighting(rng: np.random.Generator, config: SynthConfig) -> Lighting:
     )
 
 
+def sample_camera_effects(rng: np.random.Generator, lighting: Lighting) -> Lighting:
+    """Harsher exposure and white balance, sun glare, vignetting, motion blur and a lower JPEG quality."""
+    return replace(
+        lighting,
+        brightness=rng.uniform(-0.28, 0.25),
+        contrast=rng.uniform(0.55, 1.35),
+        gain_bgr=(rng.uniform(0.82, 1.15), rng.uniform(0.92, 1.08), rng.uniform(0.82, 1.15)),
+        vignette=rng.uniform(0.0, 0.5) if rng.random() < 0.5 else 0.0,
+        glare=rng.uniform(0.2, 0.8) if rng.random() < 0.2 else 0.0,
+        glare_xy=(rng.uniform(0, IMG_W), rng.uniform(-100, 300)),
+        motion_blur=rng.uniform(3, 12) if rng.random() < 0.2 else 0.0,
+        jpeg_quality=int(rng.integers(35, 96)),
+    )
+
+
 def sample_visible_lighting(
     rng: np.random.Generator, config: SynthConfig, road: Road, lines: tuple[LaneLine, ...]
 ) -> Lighting:
     """Random lighting under which every line keeps `config.min_lit_contrast` against the asphalt."""
     for _ in range(20):
         lighting = sample_lighting(rng, config)
+        if config.effects_prob > 0 and rng.random() < config.effects_prob:
+            lighting = sample_camera_effects(rng, lighting)
         if min(lit_contrast(lighting, road, line) for line in lines) >= config.min_lit_contrast:
             return lighting
     return replace(lighting, brightness=0.0, contrast=1.0, gamma=1.0)
@@ -70,3 +87,23 @@ def apply_lighting(image: np.ndarray, lighting: Lighting, rng: np.random.Generat
 
 
 # Dataset writer
+
+
+def apply_optics(image: np.ndarray, lighting: Lighting) -> np.ndarray:
+    """Lens and scene effects before the sensor: sun glare (a bright veil), vignetting and vertical motion blur."""
+    if lighting.glare <= 0 and lighting.vignette <= 0 and lighting.motion_blur <= 0:
+        return image
+    out = image.astype(np.float32)
+    ys, xs = np.mgrid[0:IMG_H:4, 0:IMG_W:4].astype(np.float32)
+    if lighting.glare > 0:
+        gx, gy = lighting.glare_xy
+        d2 = ((xs - gx) ** 2 + (ys - gy) ** 2) / (0.35 * IMG_W) ** 2
+        veil = cv2.resize(lighting.glare * np.exp(-d2) + 0.15 * lighting.glare, (IMG_W, IMG_H))
+        out += veil[..., None] * (255.0 - out)
+    if lighting.vignette > 0:
+        r2 = ((xs - IMG_W / 2) / (IMG_W / 2)) ** 2 + ((ys - IMG_H / 2) / (IMG_H / 2)) ** 2
+        out *= cv2.resize(1 - lighting.vignette * np.clip(r2 / 2, 0, 1) ** 1.5, (IMG_W, IMG_H))[..., None]
+    if lighting.motion_blur > 0:
+        n = max(int(round(lighting.motion_blur)), 2)
+        out = cv2.blur(out, (1, n))
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

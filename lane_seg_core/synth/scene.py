@@ -13,6 +13,7 @@ IMG_W, IMG_H = IMAGE_SIZE
 LOW_RES = 4  # texture / shadow maps are drawn at 1/LOW_RES resolution
 BG_RES = 2  # the background (sky, terrain, asphalt) is rendered at 1/BG_RES resolution
 Color = tuple[float, float, float]  # BGR, 0..255
+JPEG_QUALITY = 90  # of the dataset writer, unless a frame's Lighting says otherwise
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class LaneLine:
     dash_length: float = 3.0  # m
     gap_length: float = 9.0  # m
     dash_phase: float = 0.0  # m along the road
+    double_gap: float = 0.0  # > 0: two parallel lines this far apart (m), labelled once at their centre
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,52 @@ class Vehicle:
     length: float
     body_bgr: Color
     truck: bool = False
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """A concrete barrier or jersey wall along the road; `lateral` is the foot of its road-facing side."""
+
+    lateral: float  # m, road coordinates
+    side: int  # -1 left of the road, +1 right
+    height: float  # m
+    top_width: float  # m
+    face_bgr: Color
+    jersey: bool  # sloped lower face (New Jersey profile) instead of a vertical wall
+    stain: float  # 0..1 darkening of the lowest part (road dirt, spray)
+
+
+@dataclass(frozen=True)
+class GroundStrip:
+    """An extra flat surface between two lateral offsets, e.g. the far carriageway or a paved shoulder."""
+
+    lat_left: float
+    lat_right: float
+    bgr: Color
+    texture: float  # relative amplitude of the blotches
+
+
+@dataclass(frozen=True)
+class Overpass:
+    """A bridge deck across the road at `distance`, between heights `bottom` and `bottom + thickness` (m)."""
+
+    distance: float
+    bottom: float
+    thickness: float
+    bgr: Color
+
+
+@dataclass(frozen=True)
+class Hood:
+    """The ego car's bonnet at the image bottom; its top edge is row `top` at the centre, `sag` px lower at the sides."""
+
+    top: float
+    sag: float
+    bgr: Color
+
+    def top_row(self, u: np.ndarray, width: float) -> np.ndarray:
+        """Image row of the hood's top edge at columns u."""
+        return self.top + self.sag * ((np.asarray(u, float) - width / 2) / (width / 2)) ** 2
 
 
 @dataclass(frozen=True)
@@ -124,6 +172,11 @@ class Lighting:
     gain_bgr: Color  # per-channel colour cast
     noise_sigma: float  # sensor noise, 0..255 scale
     blur_sigma: float  # 0 = sharp
+    motion_blur: float = 0.0  # length of a vertical motion-blur streak, px (0 = none)
+    vignette: float = 0.0  # darkening of the corners, 0..1
+    glare: float = 0.0  # strength of a sun glare (bright veil around glare_xy), 0..1
+    glare_xy: tuple[float, float] = (0.0, 0.0)  # px
+    jpeg_quality: int = JPEG_QUALITY  # quality the dataset writer encodes the frame with
 
 
 @dataclass(frozen=True)
@@ -145,6 +198,11 @@ class SceneParams:
     texture_seed: int = 0  # seeds the procedural textures (and the sensor noise unless noise_seed is set)
     distance_travelled: float = 0.0
     noise_seed: int | None = None  # seeds the sensor noise alone, so a video's noise can change per frame
+    barriers: tuple[Barrier, ...] = ()
+    strips: tuple[GroundStrip, ...] = ()
+    decoys: tuple[LaneLine, ...] = ()  # painted or dark lines that are not lane markings (never labelled)
+    overpasses: tuple[Overpass, ...] = ()
+    hood: Hood | None = None
 
     def ground_x(self, lateral: float | np.ndarray, z: np.ndarray) -> np.ndarray:
         """Camera-frame X of the road point at `lateral` metres, distance z."""
@@ -168,9 +226,38 @@ class SynthConfig:
     guardrail_prob: float = 0.35
     blur_prob: float = 0.2
     max_noise_sigma: float = 6.0
+    # The highway world (HIGHWAY_CONFIG); all 0 reproduce the original world frame for frame.
+    barrier_prob: float = 0.0  # per side: a concrete barrier or jersey wall
+    far_carriageway_prob: float = 0.0  # the opposite carriageway beyond the left edge, with its own (unlabelled) lines
+    decoy_prob: float = 0.0  # tar seams, slab joints and old paint that are not lanes
+    overpass_prob: float = 0.0
+    hood_prob: float = 0.0
+    wide_camera_prob: float = 0.0  # dashcam-like cameras: wider field of view, other heights and pitches
+    effects_prob: float = 0.0  # vignetting, glare, motion blur, JPEG artefacts, harsher exposure
+    verge_variety: bool = False  # verges of dirt, grass and gravel as well as grey
+    double_line_prob: float = 0.0
+    botts_dots_prob: float = 0.0
+    layouts: str = ""  # tuSimple label lines (file or folder) whose lanes the roads copy; "" = random layouts
 
 
 DEFAULT_CONFIG = SynthConfig()
+HIGHWAY_CONFIG = SynthConfig(
+    vehicle_prob=0.65,
+    max_vehicles=7,
+    guardrail_prob=0.3,
+    shadow_prob=0.4,
+    barrier_prob=0.4,
+    far_carriageway_prob=0.3,
+    decoy_prob=0.5,
+    overpass_prob=0.08,
+    hood_prob=0.2,
+    wide_camera_prob=0.35,
+    effects_prob=0.6,
+    verge_variety=True,
+    double_line_prob=0.12,
+    botts_dots_prob=0.08,
+)
+WORLDS = {"basic": DEFAULT_CONFIG, "highway": HIGHWAY_CONFIG}  # `lane-seg synth --world`
 
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .geometry import fill, ground_polygon_image, scaled
-from .scene import BG_RES, IMG_H, IMG_W, LOW_RES, SceneParams, Shadow
+from .scene import BG_RES, IMG_H, IMG_W, LOW_RES, Barrier, Overpass, SceneParams, Shadow
 
 
 def sample_shadows(rng: np.random.Generator, params: SceneParams) -> tuple[Shadow, ...]:
@@ -73,3 +73,19 @@ def shadow_factor(params: SceneParams) -> np.ndarray | None:
     if not low.any():
         return None
     return 1 - cv2.resize(low, (IMG_W // BG_RES, IMG_H // BG_RES), interpolation=cv2.INTER_LINEAR)
+
+
+def barrier_shadow(rng: np.random.Generator, barrier: Barrier) -> Shadow:
+    """The shadow a barrier casts onto the road beside its foot: a long strip 0.1-1.2 m wide."""
+    width = rng.uniform(0.1, 1.2)
+    inner = barrier.lateral + barrier.side * 0.02
+    outer = inner - barrier.side * width
+    return Shadow(((inner, -10.0), (outer, -10.0), (outer, 400.0), (inner, 400.0)), rng.uniform(0.25, 0.6), rng.uniform(1, 4))
+
+
+def overpass_shadow(rng: np.random.Generator, bridge: Overpass) -> Shadow:
+    """The band of shade under and beside a bridge deck."""
+    s0 = bridge.distance - rng.uniform(0, 15)
+    depth = rng.uniform(8, 20)
+    band = ((-80.0, s0), (80.0, s0), (80.0, s0 + depth), (-80.0, s0 + depth))
+    return Shadow(band, rng.uniform(0.35, 0.7), rng.uniform(2, 6))

@@ -1,14 +1,25 @@
-"""The background at reduced resolution: sky, tree line, terrain, verge and asphalt with textures."""
+"""The road surface and background: sky, tree line, terrain, verges, asphalt, and marks on it that are not lanes."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
 from .geometry import fill_ground_polygon, full_res_rows
-from .scene import BG_RES, IMG_H, IMG_W, LOW_RES, Color, SceneParams
+from .scene import (
+    BG_RES,
+    IMG_H,
+    IMG_W,
+    LOW_RES,
+    Color,
+    LaneLine,
+    Road,
+    SceneParams,
+    clip_color,
+)
 
 
 def texture_maps(rng: np.random.Generator, params: SceneParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,7 +82,9 @@ def render_background(params: SceneParams, tex: tuple[np.ndarray, ...]) -> np.nd
     terrain = np.asarray(sc.terrain_bgr, np.float32) * (1 - h) + horizon_col * h
     rows_times(terrain, 1 + 0.35 * tex[0][rows], dst=ground)
     road_tex = tex[1][rows]
+    extra = [(s.lat_left, s.lat_right, s.bgr, 2 * s.texture) for s in params.strips]
     for lat_l, lat_r, colour, amp in (
+        *extra,
         (road.edge_left - road.verge_width, road.edge_right + road.verge_width, road.verge_bgr, 0.3),
         (road.edge_left, road.edge_right, road.asphalt_bgr, 2 * road.texture),
     ):
@@ -125,3 +138,38 @@ def draw_tree_line(
     colour = np.asarray(sc.tree_bgr, np.float32) * 0.75 + np.asarray(sc.sky_horizon_bgr, np.float32) * 0.25
     trees = colour * (1 + 0.5 * tex[0][top:first_ground, :, None])
     band += inside * (trees - band)
+
+
+def sample_surface_marks(rng: np.random.Generator, params: SceneParams) -> tuple[LaneLine, ...]:
+    """Lines on the road that are not lane markings: tar seams, slab joints, ghosts of old paint, the asphalt edge."""
+    road, lines = params.road, params.lines
+    asphalt = np.asarray(road.asphalt_bgr, float)
+    marks = []
+    for _ in range(int(rng.integers(1, 5))):
+        kind = rng.random()
+        if kind < 0.45:  # tar seam / crack sealant: dark, thin, anywhere across the road
+            colour, width, opacity = asphalt * rng.uniform(0.25, 0.6), rng.uniform(0.03, 0.12), rng.uniform(0.5, 1.0)
+            offset = rng.uniform(road.edge_left, road.edge_right)
+        elif kind < 0.75:  # slab joint along a lane, often close to a line
+            colour, width, opacity = asphalt * rng.uniform(0.45, 0.75), rng.uniform(0.02, 0.05), rng.uniform(0.6, 1.0)
+            near = lines[int(rng.integers(len(lines)))].offset
+            offset = near + rng.choice([-1, 1]) * rng.uniform(0.25, 1.2)
+        else:  # ghost of removed paint or a bright concrete strip: lighter, low contrast
+            colour, width, opacity = asphalt + rng.uniform(15, 45), rng.uniform(0.1, 0.4), rng.uniform(0.3, 0.7)
+            offset = rng.uniform(road.edge_left, road.edge_right)
+        dashed = bool(rng.random() < 0.2)
+        marks.append(
+            LaneLine(
+                offset=float(offset), width=float(width), color_bgr=clip_color(colour), opacity=float(opacity),
+                max_distance=rng.uniform(20, 150), dashed=dashed, dash_length=rng.uniform(1, 8),
+                gap_length=rng.uniform(1, 8), dash_phase=rng.uniform(0, 10),
+            )
+        )
+    return tuple(marks)
+
+
+def sample_verge(rng: np.random.Generator, road: Road) -> Road:
+    """A verge of dirt, grass, gravel or concrete instead of grey, often wider: a strong edge that is not a lane."""
+    palettes = [(95, 135, 165), (120, 160, 185), (60, 120, 85), (80, 140, 110), (175, 178, 180), (150, 160, 170)]
+    base = np.asarray(palettes[int(rng.integers(len(palettes)))], float) + rng.normal(0, 10, 3)
+    return replace(road, verge_bgr=clip_color(base), verge_width=rng.uniform(0.3, 4.0))

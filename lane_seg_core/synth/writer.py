@@ -14,10 +14,10 @@ from typing import Iterator
 import cv2
 
 from ..tusimple import H_SAMPLES, LaneRecord
+from .real_layouts import load_layouts
 from .render import render_scene, sample_frame
 from .scene import DEFAULT_CONFIG, SynthConfig
 
-JPEG_QUALITY = 90
 FRAMES_PER_CLIP = 100  # frames grouped under one clips/<seq_id>/ directory
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -32,11 +32,12 @@ def raw_file_for(name: str, index: int) -> str:
 def _make_frame(job: tuple[str, int, int, str, SynthConfig]) -> str:
     """Render, write one frame's JPEG and return its label line (worker entry point)."""
     out_dir, seed, index, name, config = job
-    image, lanes = render_scene(sample_frame(seed, index, config))
+    params = sample_frame(seed, index, config)
+    image, lanes = render_scene(params)
     raw_file = raw_file_for(name, index)
     path = Path(out_dir) / raw_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, params.lighting.jpeg_quality])
     if not ok:  # pragma: no cover
         raise RuntimeError(f"JPEG encoding failed for {raw_file}")
     path.write_bytes(jpeg.tobytes())
@@ -80,6 +81,8 @@ def generate_dataset(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(f"name must match {_NAME_RE.pattern} (used in file names), got {name!r}")
+    if config.layouts:
+        load_layouts(config.layouts)  # a bad path or file fails here, naming it, not in a worker
     out = Path(out_dir)
     label_path = out / f"label_data_{name}.json"
     if label_path.exists():
