@@ -14,9 +14,22 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .checkpoint import Checkpoint, CheckpointError, code_version, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    code_version,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .dataset import Augmentation, TuSimpleDataset
-from .evaluate import Interrupted, load_ground_truth, pick_threshold, read_rgb, selection_metric, threshold_predictions
+from .evaluate import (
+    Interrupted,
+    load_ground_truth,
+    pick_threshold,
+    read_rgb,
+    selection_metric,
+    threshold_predictions,
+)
 from .inference import LaneDetector, TorchBackend, resolve_device
 from .loss import LaneSegLoss
 from .model import SegNet, load_vgg16_bn_encoder
@@ -104,9 +117,10 @@ class Trainer:
             device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(device)
         self.device = device
-        self.prep = cfg.preprocessing()
+        start = _take_settings_from(cfg) if cfg.init else None  # --resume then replaces its weights
+        self.prep = start.preprocessing if start else cfg.preprocessing()
         torch.manual_seed(cfg.seed)
-        self.model = SegNet(width=cfg.width).to(device)
+        self.model = (start.build_model().train() if start else SegNet(width=cfg.width)).to(device)
         if cfg.pretrained:
             load_vgg16_bn_encoder(self.model, _load_state_dict(cfg.pretrained))
         self.ddp_model = (
@@ -137,7 +151,7 @@ class Trainer:
         self.epoch = 0
         self.step_in_epoch = 0
         self.best_metric = -math.inf
-        self.post = PostprocessConfig(bandwidth=2 * cfg.delta_var)
+        self.post = start.postprocess if start else PostprocessConfig(bandwidth=2 * cfg.delta_var)
         self.metrics: dict[str, Any] = {}
         self.val_records = load_ground_truth(cfg.val)[: cfg.val_frames] if cfg.val else []
         self.writer = None
@@ -444,6 +458,30 @@ def _ignore_stop_signals(_worker_id: int) -> None:
     """Data-loader workers leave SIGINT/SIGTERM to the trainer, which stops them (Ctrl-C reaches the whole group)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _take_settings_from(cfg: TrainConfig) -> Checkpoint:
+    """Load the --init checkpoint and copy its model, input and loss settings into cfg (saying what changed)."""
+    path = Path(cfg.init)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init: checkpoint not found: {path}")
+    ckpt = load_checkpoint(path)
+    loss = ckpt.loss
+    taken = {
+        "width": ckpt.model_config.width,
+        "img_size": (ckpt.preprocessing.input_width, ckpt.preprocessing.input_height),
+        "crop_top": ckpt.preprocessing.crop_top,
+        "delta_var": loss.get("delta_var", cfg.delta_var),
+        "delta_dist": loss.get("delta_dist", cfg.delta_dist),
+        "seg_kind": loss.get("seg_kind", cfg.seg_kind),
+        "lane_thickness": loss.get("lane_thickness", cfg.lane_thickness),
+    }
+    changed = [f"--{k.replace('_', '-')} {getattr(cfg, k)} -> {v}" for k, v in taken.items() if getattr(cfg, k) != v]
+    if changed:
+        print(f"--init {path}: settings taken from the checkpoint: {', '.join(changed)}", file=sys.stderr)
+    for key, value in taken.items():
+        setattr(cfg, key, value)
+    return ckpt
 
 
 def _load_state_dict(path: str) -> dict[str, torch.Tensor]:

@@ -26,6 +26,7 @@ class TrainConfig:
     crop_top: float = 0.2
     width: float = 1.0
     pretrained: str | None = None
+    init: str | None = None  # fine-tune: weights and model/input/loss settings from this checkpoint
     lane_thickness: int = 3
     delta_var: float = 0.5
     delta_dist: float = 1.5
@@ -53,6 +54,8 @@ class TrainConfig:
             ("width", 0 < self.width <= 4, "in (0, 4]"),
             ("delta_dist", self.delta_dist > self.delta_var > 0, "> delta_var > 0"),
         ]
+        if self.init and self.pretrained:
+            raise ValueError("--init and --pretrained exclude each other: --init already brings all the weights")
         for name, ok, allowed in checks:
             if not ok:
                 raise ValueError(f"--{name.replace('_', '-')} must be {allowed}, got {getattr(self, name)}")

@@ -452,3 +452,33 @@ def test_tune_picks_the_threshold_on_validation_data_and_stores_it(data, tmp_pat
     chosen = float(printed.strip().splitlines()[-1].split("lane_threshold=")[1].split(";")[0])
     assert ckpt.postprocess.lane_threshold == chosen and ckpt.metrics["lane_threshold"] == chosen
     assert ckpt.metrics["tuned_on"] == str(data) and ckpt.training_state is None
+
+
+def test_init_fine_tunes_a_trained_model_with_its_settings_and_a_fresh_optimiser(data, tmp_path, capsys):
+    Trainer(config(data, tmp_path / "first", crop_top=0.25, delta_var=0.4, delta_dist=2.0, img_size=(128, 64),
+                   max_steps=2, val_frames=2)).run()
+    first = load_checkpoint(tmp_path / "first" / "last.pt")
+    # the command's own --width / --img-size / --crop-top / loss settings give way to the checkpoint's
+    tuned = Trainer(config(data, tmp_path / "tuned", init=str(tmp_path / "first" / "last.pt"), width=1.0,
+                           max_steps=2, val_frames=2))
+    assert "--width 1.0 -> 0.125" in capsys.readouterr().err
+    assert tuned.cfg.width == 0.125 and tuned.cfg.img_size == (128, 64) and tuned.cfg.crop_top == 0.25
+    assert tuned.criterion.disc.delta_var == 0.4 and tuned.post.bandwidth == pytest.approx(0.8)
+    assert tuned.step == 0 and not tuned.optimizer.state_dict()["state"]  # a fresh optimiser and schedule
+    for key, value in first.state_dict.items():
+        assert torch.equal(value, tuned.model.state_dict()[key]), key
+    tuned.run(max_new_steps=1)
+    resumed = Trainer(config(data, tmp_path / "tuned", init=str(tmp_path / "first" / "last.pt"), resume=True,
+                             max_steps=2, val_frames=2))
+    assert resumed.step == 1  # --resume continues the fine-tuning, not the checkpoint it started from
+    resumed.run()
+    saved = load_checkpoint(tmp_path / "tuned" / "last.pt")
+    assert saved.train_args["init"].endswith("last.pt") and saved.preprocessing.input_size == (128, 64)
+    assert any(not torch.equal(v, first.state_dict[k]) for k, v in saved.state_dict.items())
+
+
+def test_init_refuses_a_missing_checkpoint_and_pretrained_weights_with_it(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--init: checkpoint not found"):
+        Trainer(config(data, tmp_path, init=str(tmp_path / "nope.pt")))
+    with pytest.raises(ValueError, match="--init and --pretrained"):
+        config(data, tmp_path, init="a.pt", pretrained="vgg.pth")
