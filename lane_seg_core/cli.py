@@ -55,6 +55,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                         "the far carriageway, seams and joints, bridges, a hood, dashcam optics and traffic")
     p.add_argument("--layouts", metavar="LABELS",
                    help="tuSimple label lines (a file, or a folder of *.json*): the roads copy where their lanes lie")
+    p.add_argument("--camera", type=float, nargs=3, metavar=("FOCAL", "HEIGHT", "HORIZON"),
+                   help="one camera instead of many: focal length (px at 1280x720), height above the road (m) and "
+                        "the image row of the horizon")
     p.set_defaults(func=_run_synth)
 
 
@@ -65,10 +68,25 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     path = generate_dataset(
         args.out, args.count, args.seed, name=args.name, workers=args.workers, progress=True,
-        config=replace(WORLDS[args.world], layouts=args.layouts or ""),
+        config=replace(WORLDS[args.world], layouts=args.layouts or "", fixed_camera=_camera(args.camera)),
     )
     print(f"wrote {args.count} frames, labels in {path}")
     return 0
+
+
+def _camera(values: list[float] | None) -> tuple[float, float, float] | None:
+    """--camera FOCAL HEIGHT HORIZON, checked."""
+    if values is None:
+        return None
+    focal, height, horizon = values
+    for name, value, ok, allowed in (
+        ("FOCAL", focal, 300 <= focal <= 3000, "300..3000 px"),
+        ("HEIGHT", height, 0.5 <= height <= 5.0, "0.5..5.0 m"),
+        ("HORIZON", horizon, 0 <= horizon <= 560, "0..560 (rows of a 720-row image, leaving road below it)"),
+    ):
+        if not ok:
+            raise ValueError(f"--camera {name} must be in {allowed}, got {value}")
+    return focal, height, horizon
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

@@ -39,6 +39,16 @@ def sample_wide_camera(rng: np.random.Generator) -> Camera:
     )
 
 
+def mounted_camera(rng: np.random.Generator, focal: float, height: float, horizon: float) -> Camera:
+    """One camera as mounted on a vehicle: the given focal, height and horizon row, plus a little pitch and yaw play."""
+    cy = IMG_H / 2
+    horizon = horizon + rng.normal(0, 3)  # the body pitches a little on its springs
+    return Camera(
+        focal=focal, cx=IMG_W / 2, cy=cy, height=height, pitch=math.atan((cy - horizon) / focal),
+        yaw=rng.normal(0, 0.005),
+    )
+
+
 def sample_hood(rng: np.random.Generator, camera: Camera) -> Hood | None:
     """The bonnet: 20-110 px at the bottom centre, curving down to the sides; None if it would reach the road's far part."""
     top = IMG_H - rng.uniform(20, 110)

@@ -7,7 +7,13 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .camera import draw_hood, sample_camera, sample_hood, sample_wide_camera
+from .camera import (
+    draw_hood,
+    mounted_camera,
+    sample_camera,
+    sample_hood,
+    sample_wide_camera,
+)
 from .labels import drop_hidden_lines, lane_labels
 from .layout import restyle_lines, sample_real_road, sample_road
 from .markings import paint_markings
@@ -37,7 +43,10 @@ def sample_scene(rng: np.random.Generator, config: SynthConfig = DEFAULT_CONFIG)
     """Draw a random, plausible highway scene with 2..5 labelled lane lines."""
     for _ in range(100):
         wide = config.wide_camera_prob > 0 and rng.random() < config.wide_camera_prob
-        camera = sample_wide_camera(rng) if wide else sample_camera(rng)
+        if config.fixed_camera is not None:
+            camera = mounted_camera(rng, *config.fixed_camera)
+        else:
+            camera = sample_wide_camera(rng) if wide else sample_camera(rng)
         road, lines = sample_real_road(rng, config, load_layouts(config.layouts)) if config.layouts else sample_road(rng, config)
         if config.verge_variety:
             road = sample_verge(rng, road)

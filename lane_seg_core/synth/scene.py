@@ -237,6 +237,7 @@ class SynthConfig:
     verge_variety: bool = False  # verges of dirt, grass and gravel as well as grey
     double_line_prob: float = 0.0
     botts_dots_prob: float = 0.0
+    fixed_camera: tuple[float, float, float] | None = None  # (focal px, height m, horizon row): one camera
     layouts: str = ""  # tuSimple label lines (file or folder) whose lanes the roads copy; "" = random layouts
 
 
