@@ -1,4 +1,4 @@
-"""From network outputs to lanes: lane-pixel threshold, embedding clustering, polyline fit."""
+"""From network outputs to lanes: lane-pixel threshold, embedding clustering, polyline fit, refusing non-lanes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 
 from .clustering import CLUSTER_METHODS, cluster, one_cpu_thread
 from .clustering import cluster_embeddings  # noqa: F401  (public API)
+from .plausibility import crossings, lane_confidence, turn_back_cut, vanishing_point
 from .preprocess import InputGeometry
 from .settings import Bounds, check_settings, setting
 from .tusimple import ABSENT
@@ -33,6 +34,16 @@ class PostprocessConfig:
     polyline_step: float = setting(10.0, "image rows between two points of a lane polyline", Bounds(0.5, 100.0))
     cluster_method: str = setting("meanshift", "meanshift (fast, torch); dbscan or sklearn_meanshift (slow "
                                                "references)")
+    # Absent from checkpoints saved before them: these defaults apply there.
+    vp_tolerance: float = setting(0.1, "drop a lane whose near part, extended, misses the lanes' common vanishing "
+                                       "point by more than this (its confidence falls well before)",
+                                  Bounds(0.0, None, open_low=True), "image heights")
+    max_turn_back: float = setting(0.05, "cut a lane where its x turns back by more than this; drop a lane that "
+                                         "crosses two others by more than this", Bounds(0.0, None, open_low=True),
+                                   "image heights")
+    confidence_pixels: float = setting(50.0, "network-input pixels that give a lane 63% of the size factor of its "
+                                             "confidence", Bounds(0.0, None, open_low=True))
+    min_confidence: float = setting(0.12, "drop lanes whose confidence is lower", Bounds(0.0, 1.0, open_high=True))
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -55,8 +66,10 @@ class Lane:
 
     `id` numbers the lanes of an image 1, 2, ... left to right at the image bottom; `position` is the
     lane's place relative to the ego vehicle (..., -2, -1 left of the image centre, 1, 2, ... right of
-    it); `confidence` is the mean lane probability of its pixels; `pixel_count` counts its network-input
-    pixels; `ground_points` float32 [M,2] are metres (x forward, y left) when a ground plane is set.
+    it); `confidence` in [0, 1] estimates how likely it is a lane tuSimple's metric matches (its pixels'
+    probability, their number, its aim at the vanishing point: plausibility.lane_confidence); `pixel_count`
+    counts its network-input pixels; `ground_points` float32 [M,2] are metres (x forward, y left) when a
+    ground plane is set.
     """
 
     id: int
@@ -77,11 +90,13 @@ class Lane:
 
 @dataclass
 class LaneExtraction:
-    """Lanes of one image, the network-input label map (uint8 [h,w], 0 or the lane id), stage times in ms."""
+    """Lanes of one image, the network-input label map (uint8 [h,w], 0 or the lane id), stage times in ms, and
+    the lanes' common vanishing point (x, y) in image pixels (None when fewer than two lanes fix one)."""
 
     lanes: list[Lane]
     label_map: np.ndarray
     timings: dict[str, float]
+    vanishing_point: tuple[float, float] | None = None
 
 
 def extract_lanes(
@@ -126,22 +141,25 @@ def _extract_lanes(
         counts, sums, prob_sums = (_sum_groups(a, group) for a in (counts, sums, prob_sums))
     confidence = prob_sums / counts.sum(axis=1)
 
-    fitted = [(fit[0], g, fit[1]) for g, fit in enumerate(_fit_lanes(counts, sums, confidence, geometry,
-                                                                     image_size, config)) if fit is not None]
+    fits, point = _fit_lanes(counts, sums, confidence, geometry, image_size, config)
+    fitted = [(fit[0], g, fit[1], fit[2]) for g, fit in enumerate(fits) if fit is not None]
     fitted.sort(key=lambda item: item[2].pixel_count, reverse=True)
     fitted = sorted(fitted[: config.max_lanes], key=lambda item: item[0])
     centre = image_size[0] / 2.0
-    left = sum(bottom_x < centre for bottom_x, _, _ in fitted)
+    left = sum(item[0] < centre for item in fitted)
     lane_of_group = np.zeros(len(counts), dtype=np.uint8)
-    for i, (_, g, lane) in enumerate(fitted):
+    first_row = np.zeros(len(fitted) + 1, dtype=np.int64)  # by lane id: its pixels above this row are cut off
+    for i, (_, g, lane, row) in enumerate(fitted):
         lane.id = i + 1
         lane.position = i - left if i < left else i - left + 1  # ..., -2, -1 | 1, 2, ...
         lane_of_group[g] = lane.id
+        first_row[lane.id] = row
     lane_of_cluster = np.concatenate([[0], lane_of_group[group]]).astype(np.uint8)  # index label + 1; noise -> 0
-    label_map[ys_np, xs_np] = lane_of_cluster[labels_np + 1]
-    lanes = [lane for _, _, lane in fitted]
+    pixel_lane = lane_of_cluster[labels_np + 1]
+    label_map[ys_np, xs_np] = np.where(ys_np >= first_row[pixel_lane], pixel_lane, 0)
+    lanes = [item[2] for item in fitted]
     timings = {"cluster": (clustered - start) * 1e3, "fit": (time.perf_counter() - clustered) * 1e3}
-    return LaneExtraction(lanes, label_map, timings)
+    return LaneExtraction(lanes, label_map, timings, point)
 
 
 def merge_fragments(
@@ -234,8 +252,10 @@ def instance_mask(label_map: np.ndarray, geometry: InputGeometry, image_size: tu
 def _fit_lanes(
     counts: np.ndarray, sums: np.ndarray, confidence: np.ndarray, geometry: InputGeometry,
     image_size: tuple[int, int], config: PostprocessConfig,
-) -> list[tuple[float, Lane] | None]:
-    """Fit x(y) through the row centroids of each lane's input pixels (row sums [L,h]); (bottom x, lane) or None."""
+) -> tuple[list[tuple[float, Lane, int] | None], tuple[float, float] | None]:
+    """Fit x(y) through the row centroids of each lane's input pixels (row sums [L,h], mean probability
+    `confidence` [L]): per lane (bottom x, lane, its first input row) or None when it is not a lane; the
+    vanishing point."""
     count, height = counts.shape
     present = counts > 0
     rows = np.arange(height, dtype=np.float64)
@@ -258,15 +278,65 @@ def _fit_lanes(
     near = inliers & (y >= bottom[:, None] - 0.15 * image_size[1])
     near_weight = np.where(near, weight, 0.0)
     line = _used_powers(np.ones_like(degree), near_weight > 0)
-    near_line = _least_squares(design, curves.values(design), near_weight, line)
+    along = curves.values(design)  # every lane at every input row
+    near_line = _least_squares(design, along, near_weight, line)
     slope = np.where(near.sum(axis=1) >= 3, near_line.slope(bottom), curves.slope(bottom))
+    verdict = _judge(along, y, inliers, counts, confidence, curves.at_each(bottom), bottom, slope,
+                     fittable, image_size, config)
+    top = np.maximum(top, verdict.cut)
+    fittable = verdict.keep & (top < bottom)
     xs, ys = _polylines(curves, bottom, top, slope, image_size[1] - 1.0, config)
     inside = (xs >= -0.5) & (xs <= image_size[0] - 0.5)  # NaN past the end; a shallow lane leaves at the side
     fittable &= inside.sum(axis=1) >= 2
     bottom_x = curves.at_each(bottom) + slope * (image_size[1] - 1.0 - bottom)
-    return [(float(bottom_x[i]), Lane(0, np.stack([xs[i, inside[i]], ys[i, inside[i]]], axis=1).astype(np.float32),
-                                      float(confidence[i]), int(counts[i].sum()))) if fittable[i] else None
-            for i in range(count)]
+    first_row = np.searchsorted(y, verdict.cut)
+    lanes = [(float(bottom_x[i]), Lane(0, np.stack([xs[i, inside[i]], ys[i, inside[i]]], axis=1).astype(np.float32),
+                                       float(verdict.confidence[i]), int(verdict.pixels[i])), int(first_row[i]))
+             if fittable[i] else None for i in range(count)]
+    return lanes, verdict.point
+
+
+class _Verdict(NamedTuple):
+    """What the plausibility rules make of L fitted lanes."""
+
+    point: tuple[float, float] | None  # the vanishing point, image pixels
+    cut: np.ndarray  # [L] image row above which a lane is cut off; -inf: nowhere
+    pixels: np.ndarray  # [L] its input pixels below the cut
+    confidence: np.ndarray  # [L] lane_confidence
+    keep: np.ndarray  # [L] bool
+
+
+def _judge(
+    x: np.ndarray, y: np.ndarray, inliers: np.ndarray, counts: np.ndarray, probability: np.ndarray,
+    anchor: np.ndarray, bottom: np.ndarray, slope: np.ndarray, fittable: np.ndarray, image_size: tuple[int, int],
+    config: PostprocessConfig,
+) -> _Verdict:
+    """The rules of plausibility.py on L lanes: curves x [L,h] at the input rows' image y [h], near lines through
+    (anchor, bottom) [L] with `slope` [L]; pixel `counts` [L,h], mean `probability` [L]."""
+    width, height = image_size
+    tolerance, turn = config.vp_tolerance * height, config.max_turn_back * height
+    # the near parts of lanes that reach the car show its heading best; far lanes bend away from it on curves
+    weight = np.where(fittable, (counts * inliers).sum(axis=1), 0.0) * (bottom / height) ** 2
+    region = (-tolerance, width + tolerance, -tolerance, height + tolerance)  # a camera looking ahead sees it
+    point, distance = vanishing_point(anchor, bottom, slope, weight, tolerance, region)
+    rows = np.arange(len(y))
+    first, last = np.argmax(inliers, axis=1), len(y) - 1 - np.argmax(inliers[:, ::-1], axis=1)
+    cut = turn_back_cut(x, y, first, last, turn)
+    if point is not None:
+        cut = np.maximum(cut, point[1])
+    kept = y[None, :] >= cut[:, None]
+    pixels = (counts * kept).sum(axis=1)
+    confidence = lane_confidence(probability, pixels, distance, config.lane_threshold, config.confidence_pixels,
+                                 tolerance)
+    missed = np.isfinite(distance) & (distance > tolerance)  # inf: no vanishing point to check against
+    keep = fittable & (pixels >= config.min_pixels) & (confidence >= config.min_confidence) & ~missed
+    if point is None and (weight > 0).sum() >= 2:
+        keep &= np.arange(len(weight)) == np.argmax(weight)  # lanes that meet nowhere ahead: one at most is right
+    if keep.sum() >= 3:
+        candidates = np.flatnonzero(keep)
+        span = kept[candidates] & (rows >= first[candidates, None]) & (rows <= last[candidates, None])
+        keep[candidates[crossings(x[candidates], span, turn) >= 2]] = False
+    return _Verdict(None if point is None else (float(point[0]), float(point[1])), cut, pixels, confidence, keep)
 
 
 def _polylines(
