@@ -190,3 +190,30 @@ def test_a_checkpoint_saved_before_these_settings_gets_their_defaults():
         PostprocessConfig().vp_tolerance, PostprocessConfig().max_turn_back, PostprocessConfig().min_confidence)
     assert PostprocessConfig.from_dict(config.to_dict()) == config  # saved with a checkpoint, read back
 
+
+
+STRAIGHT_ROAD = [(lambda y, s=s: CENTRE + s * (y - HORIZON), 440, 719) for s in (-2.0, -0.7, 0.7, 2.0)]
+
+
+def test_lanes_found_only_near_the_car_continue_to_where_labels_end():
+    short = lanes_of(STRAIGHT_ROAD, reach_below_vp=0.0)
+    reached = lanes_of(STRAIGHT_ROAD, reach_below_vp=0.035)
+    assert short.vanishing_point is not None
+    x_vp, y_vp = reached.vanishing_point
+    assert abs(x_vp - CENTRE) < 5 and abs(y_vp - HORIZON) < 5
+    assert len(reached.lanes) == len(short.lanes) == 4
+    for near, far in zip(short.lanes, reached.lanes):
+        assert near.points[:, 1].min() > 430  # the pixels end 190 rows below the horizon
+        assert far.points[:, 1].min() == pytest.approx(max(y_vp + 0.035 * 720, near.points[-1, 1] - 0.2 * 720), abs=0.5)
+        assert far.points[:, 1].min() < near.points[:, 1].min() - 0.19 * 720  # at most 0.2 image heights more
+        added = far.points[far.points[:, 1] < near.points[:, 1].min()]
+        assert len(added) >= 10
+        x_top, y_top = near.points[-1]
+        on_line = x_top + (x_vp - x_top) * (y_top - added[:, 1]) / (y_top - y_vp)
+        assert np.abs(added[:, 0] - on_line).max() < 2.0  # straight on, towards the vanishing point
+        np.testing.assert_array_equal(far.points[: len(near.points)], near.points)
+
+
+def test_reach_below_vp_is_a_checked_setting():
+    with pytest.raises(ValueError, match="reach_below_vp"):
+        PostprocessConfig(reach_below_vp=-0.1)
