@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# How the built-in checkpoint (lane_seg_core/weights/lane_seg_synth.pt) is made, on CPU or GPU.
-# Resumable: interrupt it (Ctrl-C, SIGTERM, `timeout`) and run it again; it continues from RUN/last.pt.
+# How the built-in checkpoint (lane_seg_core/weights/lane_seg_synth.pt) is made, on CPU or GPU, in two stages:
+#   1. basic:   from scratch on the basic synthetic world (one road, guard rails, a few cars);
+#   2. highway: fine-tuned (--init) from stage 1 on the highway world (barriers, verges of dirt and grass, the far
+#               carriageway, seams and joints, bridges, hoods, dashcam cameras and optics, traffic) mixed with
+#               basic frames, so that it learns what is *not* a lane on real highways.
+# INIT=some.pt skips stage 1 and fine-tunes from that checkpoint instead.
+# Resumable: interrupt it (Ctrl-C, SIGTERM, `timeout`) and run it again; each stage continues from its last.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -9,6 +14,15 @@ RUN=${RUN:-runs/builtin}
 STEPS=${STEPS:-15000}
 TRAIN_FRAMES=${TRAIN_FRAMES:-3000}
 VAL_FRAMES=${VAL_FRAMES:-200}
+HIGHWAY_STEPS=${HIGHWAY_STEPS:-5000}
+HIGHWAY_FRAMES=${HIGHWAY_FRAMES:-3000}
+BASIC_MIX_FRAMES=${BASIC_MIX_FRAMES:-1000}
+INIT=${INIT:-}
+# Real lane geometry for the highway world: tuSimple's training label lines (no images). Without them the roads
+# get random layouts, and the result differs from the shipped weights.
+LAYOUTS=${LAYOUTS:-../shared/data/real/tusimple-train-labels}
+layouts=()
+if [ -e "$LAYOUTS" ]; then layouts=(--layouts "$LAYOUTS"); else echo "train_builtin: no $LAYOUTS; random road layouts" >&2; fi
 # Where the result goes: the shipped built-in weights unless SHIP_TO says otherwise (SHIP_TO= keeps them).
 SHIP_TO=${SHIP_TO-lane_seg_core/weights/lane_seg_synth.pt}
 PREVIOUS="$RUN/previous_$(basename "${SHIP_TO:-none}")"
@@ -16,17 +30,31 @@ if [ -n "$SHIP_TO" ] && [ -f "$SHIP_TO" ]; then
   echo "train_builtin: at the end this replaces $SHIP_TO (the previous file is kept as $PREVIOUS);" \
        "SHIP_TO= keeps it, SHIP_TO=other.pt writes elsewhere" >&2
 fi
+synth() {  # synth OUT COUNT SEED WORLD NAME [OPTIONS]: a dataset, unless it is already there
+  [ -f "$1/label_data_$5.json" ] || $PY -m lane_seg_core.cli synth --out "$1" --count "$2" --seed "$3" --world "$4" \
+    --name "$5" "${@:6}"
+}
+resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
 
-[ -f "$DATA/train/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/train" --count "$TRAIN_FRAMES" --seed 1
-[ -f "$DATA/val/label_data_synth.json" ] || $PY -m lane_seg_core.cli synth --out "$DATA/val" --count "$VAL_FRAMES" --seed 2
+# Stage 1: the basic world, from scratch.
+if [ -z "$INIT" ]; then
+  synth "$DATA/train" "$TRAIN_FRAMES" 1 basic synth
+  synth "$DATA/val" "$VAL_FRAMES" 2 basic synth
+  $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RUN/basic" \
+    --width 0.125 --img-size 256 128 --crop-top 0.2 --lane-thickness 3 \
+    --delta-var 0.5 --delta-dist 3.0 --seg-loss weighted_ce \
+    --batch-size 8 --lr 3e-3 --warmup-steps 300 --epochs 1000 --max-steps "$STEPS" \
+    --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 $(resume_flag "$RUN/basic")
+  INIT="$RUN/basic/best.pt"
+fi
 
-resume=()
-[ -f "$RUN/last.pt" ] && resume=(--resume)
-$PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RUN" \
-  --width 0.125 --img-size 256 128 --crop-top 0.2 --lane-thickness 3 \
-  --delta-var 0.5 --delta-dist 3.0 --seg-loss weighted_ce \
-  --batch-size 8 --lr 3e-3 --warmup-steps 300 --epochs 1000 --max-steps "$STEPS" \
-  --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 "${resume[@]}"
+# Stage 2: the highway world (plus basic frames, so the basic world is not forgotten), fine-tuned from stage 1.
+synth "$DATA/highway_train" "$HIGHWAY_FRAMES" 11 highway highway "${layouts[@]}"
+synth "$DATA/highway_train" "$BASIC_MIX_FRAMES" 13 basic basic
+synth "$DATA/highway_val" "$VAL_FRAMES" 12 highway highway "${layouts[@]}"
+$PY -m lane_seg_core.cli train --data "$DATA/highway_train" --val "$DATA/highway_val" --out "$RUN/highway" \
+  --init "$INIT" --batch-size 8 --lr 1e-3 --warmup-steps 200 --epochs 1000 --max-steps "$HIGHWAY_STEPS" \
+  --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 $(resume_flag "$RUN/highway")
 
 # Ship the best validation checkpoint (no optimizer state) with its lane threshold re-picked on the
 # validation split by the current post-processing; SHIP_TO= (empty) skips this.
@@ -35,5 +63,5 @@ if [ -n "$SHIP_TO" ]; then
     cp -p "$SHIP_TO" "$PREVIOUS"
     echo "train_builtin: replacing $SHIP_TO; the previous file is $PREVIOUS" >&2
   fi
-  $PY -m lane_seg_core.cli tune --checkpoint "$RUN/best.pt" --data "$DATA/val" --out "$SHIP_TO"
+  $PY -m lane_seg_core.cli tune --checkpoint "$RUN/highway/best.pt" --data "$DATA/highway_val" --out "$SHIP_TO"
 fi
