@@ -191,10 +191,10 @@ def _same_drive(bag: Path, planned: DriveInfo) -> bool:
 
 
 def train_fresh(out: Path) -> Path:
-    """Run the built-in model's recipe from scratch into OUT/run; its best checkpoint."""
-    env = dict(os.environ, DATA=str(out / "data"), RUN=str(out / "run"), SHIP_TO="", PY=sys.executable)
+    """Run the built-in model's recipe (both stages) from scratch into OUT/run; the last stage's best checkpoint."""
+    env = dict(os.environ, DATA=str(out / "data"), RUN=str(out / "run"), SHIP_TO="", INIT="", PY=sys.executable)
     subprocess.run(["bash", str(REPO / "training" / "train_builtin.sh")], check=True, env=env)
-    return out / "run" / "best.pt"
+    return out / "run" / "highway" / "best.pt"
 
 
 def describe_model(checkpoint: Path) -> str:

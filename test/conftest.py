@@ -26,6 +26,11 @@ INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.fork
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # `make test &` in a script starts pytest with SIGINT ignored, and every process it starts would inherit
+        # that: launch keeps an ignored SIGINT ignored, so the tests' Ctrl-C could not stop a launch. A handled
+        # signal is reset to the default in each child.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
