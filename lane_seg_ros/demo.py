@@ -191,10 +191,11 @@ def _same_drive(bag: Path, planned: DriveInfo) -> bool:
 
 
 def train_fresh(out: Path) -> Path:
-    """Run the built-in model's recipe (both stages) from scratch into OUT/run; the last stage's best checkpoint."""
-    env = dict(os.environ, DATA=str(out / "data"), RUN=str(out / "run"), SHIP_TO="", INIT="", PY=sys.executable)
+    """Run the built-in model's recipe (every stage) from scratch into OUT/run; the last stage's best checkpoint."""
+    env = dict(os.environ, DATA=str(out / "data"), RUN=str(out / "run"), SHIP_TO="", INIT="", BALANCE_INIT="",
+               PY=sys.executable)
     subprocess.run(["bash", str(REPO / "training" / "train_builtin.sh")], check=True, env=env)
-    return out / "run" / "highway" / "best.pt"
+    return out / "run" / "balance" / "best.pt"
 
 
 def describe_model(checkpoint: Path) -> str:

@@ -262,13 +262,13 @@ def test_the_node_finds_the_same_lanes_as_the_detector_on_the_same_frames(demo):
 
 @pytest.mark.slow
 def test_demo_train_makes_a_fresh_model_with_the_builtin_recipe_and_plays_it(tmp_path):
-    # the recipe of the built-in model (training/train_builtin.sh, both stages), shrunk to 2 steps on 8 frames each
-    env = dict(os.environ, STEPS="2", TRAIN_FRAMES="8", VAL_FRAMES="4",
-               HIGHWAY_STEPS="2", HIGHWAY_FRAMES="8", BASIC_MIX_FRAMES="4")
+    # the recipe of the built-in model (training/train_builtin.sh, all 3 stages), shrunk to 2 steps on a few frames
+    env = dict(os.environ, STEPS="2", TRAIN_FRAMES="8", VAL_FRAMES="4", HIGHWAY_STEPS="2", HIGHWAY_FRAMES="8",
+               BASIC_MIX_FRAMES="4", BALANCE_STEPS="2", BALANCE_FRAMES="4")
     result = run_demo("--train", "--out", str(tmp_path), "--seconds", "2", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[3/5] training a fresh model with the built-in recipe" in result.stdout
-    assert f"{tmp_path / 'run' / 'highway' / 'best.pt'}: SegNet width 0.125, input 256x128" in result.stdout
+    assert f"{tmp_path / 'run' / 'balance' / 'best.pt'}: SegNet width 0.125, input 256x128" in result.stdout
     assert re.search(r"node: +device cpu, model best\.pt \(SegNet width 0\.125\)", result.stdout), result.stdout
     assert TUSIMPLE_LINE.fullmatch(result.stdout.strip().splitlines()[-1])
 

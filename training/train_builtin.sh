@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# How the built-in checkpoint (lane_seg_core/weights/lane_seg_synth.pt) is made, on CPU or GPU, in two stages:
+# How the built-in checkpoint (lane_seg_core/weights/lane_seg_synth.pt) is made, on CPU or GPU, in three stages:
 #   1. basic:   from scratch on the basic synthetic world (one road, guard rails, a few cars);
 #   2. highway: fine-tuned (--init) from stage 1 on the highway world (barriers, verges of dirt and grass, the far
 #               carriageway, seams and joints, bridges, hoods, dashcam cameras and optics, traffic) mixed with
-#               basic frames, so that it learns what is *not* a lane on real highways.
-# INIT=some.pt skips stage 1 and fine-tunes from that checkpoint instead.
+#               basic frames, so that it learns what is *not* a lane on real highways;
+#   3. balance: fine-tuned from stage 2 at a lower learning rate on new frames, half highway and half basic, and
+#               validated on both: stage 2 alone drew lanes along the basic world's guard rails.
+# INIT=some.pt skips stage 1 and runs stage 2 from that checkpoint; BALANCE_INIT=some.pt skips stages 1 and 2.
 # Resumable: interrupt it (Ctrl-C, SIGTERM, `timeout`) and run it again; each stage continues from its last.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,10 @@ VAL_FRAMES=${VAL_FRAMES:-200}
 HIGHWAY_STEPS=${HIGHWAY_STEPS:-5000}
 HIGHWAY_FRAMES=${HIGHWAY_FRAMES:-3000}
 BASIC_MIX_FRAMES=${BASIC_MIX_FRAMES:-1000}
+BALANCE_STEPS=${BALANCE_STEPS:-1500}
+BALANCE_FRAMES=${BALANCE_FRAMES:-1500}  # of each world
 INIT=${INIT:-}
+BALANCE_INIT=${BALANCE_INIT:-}
 # Real lane geometry for the highway world: tuSimple's training label lines (no images). Without them the roads
 # get random layouts, and the result differs from the shipped weights.
 LAYOUTS=${LAYOUTS:-../shared/data/real/tusimple-train-labels}
@@ -37,7 +42,7 @@ synth() {  # synth OUT COUNT SEED WORLD NAME [OPTIONS]: a dataset, unless it is 
 resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
 
 # Stage 1: the basic world, from scratch.
-if [ -z "$INIT" ]; then
+if [ -z "$INIT" ] && [ -z "$BALANCE_INIT" ]; then
   synth "$DATA/train" "$TRAIN_FRAMES" 1 basic synth
   synth "$DATA/val" "$VAL_FRAMES" 2 basic synth
   $PY -m lane_seg_core.cli train --data "$DATA/train" --val "$DATA/val" --out "$RUN/basic" \
@@ -49,12 +54,25 @@ if [ -z "$INIT" ]; then
 fi
 
 # Stage 2: the highway world (plus basic frames, so the basic world is not forgotten), fine-tuned from stage 1.
-synth "$DATA/highway_train" "$HIGHWAY_FRAMES" 11 highway highway "${layouts[@]}"
-synth "$DATA/highway_train" "$BASIC_MIX_FRAMES" 13 basic basic
-synth "$DATA/highway_val" "$VAL_FRAMES" 12 highway highway "${layouts[@]}"
-$PY -m lane_seg_core.cli train --data "$DATA/highway_train" --val "$DATA/highway_val" --out "$RUN/highway" \
-  --init "$INIT" --batch-size 8 --lr 1e-3 --warmup-steps 200 --epochs 1000 --max-steps "$HIGHWAY_STEPS" \
-  --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 $(resume_flag "$RUN/highway")
+if [ -z "$BALANCE_INIT" ]; then
+  synth "$DATA/highway_train" "$HIGHWAY_FRAMES" 11 highway highway "${layouts[@]}"
+  synth "$DATA/highway_train" "$BASIC_MIX_FRAMES" 13 basic basic
+  synth "$DATA/highway_val" "$VAL_FRAMES" 12 highway highway "${layouts[@]}"
+  $PY -m lane_seg_core.cli train --data "$DATA/highway_train" --val "$DATA/highway_val" --out "$RUN/highway" \
+    --init "$INIT" --batch-size 8 --lr 1e-3 --warmup-steps 200 --epochs 1000 --max-steps "$HIGHWAY_STEPS" \
+    --val-every 1000 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 $(resume_flag "$RUN/highway")
+  BALANCE_INIT="$RUN/highway/best.pt"
+fi
+
+# Stage 3: new frames of both worlds in equal parts, fine-tuned from stage 2, validated on both worlds.
+synth "$DATA/balance_train" "$BALANCE_FRAMES" 21 highway highway "${layouts[@]}"
+synth "$DATA/balance_train" "$BALANCE_FRAMES" 23 basic basic
+synth "$DATA/balance_val" $((VAL_FRAMES / 2)) 12 highway highway "${layouts[@]}"
+synth "$DATA/balance_val" $((VAL_FRAMES / 2)) 2 basic basic
+$PY -m lane_seg_core.cli train --data "$DATA/balance_train" --val "$DATA/balance_val" --out "$RUN/balance" \
+  --init "$BALANCE_INIT" --batch-size 8 --lr 2e-4 --warmup-steps 100 --epochs 1000 \
+  --max-steps "$BALANCE_STEPS" --val-every 500 --val-frames "$VAL_FRAMES" --workers 1 --seed 0 \
+  $(resume_flag "$RUN/balance")
 
 # Ship the best validation checkpoint (no optimizer state) with its lane threshold re-picked on the
 # validation split by the current post-processing; SHIP_TO= (empty) skips this.
@@ -63,5 +81,5 @@ if [ -n "$SHIP_TO" ]; then
     cp -p "$SHIP_TO" "$PREVIOUS"
     echo "train_builtin: replacing $SHIP_TO; the previous file is $PREVIOUS" >&2
   fi
-  $PY -m lane_seg_core.cli tune --checkpoint "$RUN/highway/best.pt" --data "$DATA/highway_val" --out "$SHIP_TO"
+  $PY -m lane_seg_core.cli tune --checkpoint "$RUN/balance/best.pt" --data "$DATA/balance_val" --out "$SHIP_TO"
 fi
