@@ -540,6 +540,52 @@ def report_builtin_postprocess(rows: list[BuiltinPostRow], frames: Frames) -> st
     return "\n".join(lines)
 
 
+@dataclass
+class LayoutRow:
+    label: str
+    prep: Preprocessing
+    nchw_ms: float
+    channels_last_ms: float
+    speedup: float  # pair_ratio: NCHW / channels-last over back-to-back runs
+
+
+@torch.inference_mode()
+def bench_memory_layout(settings: Settings) -> list[LayoutRow]:
+    """Section 1b: the CPU forward of one frame in NCHW against channels-last (what TorchBackend runs on the CPU)."""
+    cpu = torch.device("cpu")
+    rows = []
+    for label, width, prep, weights in model_specs():
+        if weights != "random":
+            continue  # the weights do not change the forward time
+        nchw, _, _ = build_model(width, weights)
+        last = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+        batch = torch.rand(1, 3, prep.input_height, prep.input_width)
+        batch_last = batch.contiguous(memory_format=torch.channels_last)
+        times = time_pair(lambda: nchw(batch), lambda: last(batch_last), settings.repeats, settings.warmup, cpu)
+        rows.append(LayoutRow(label, prep, median(times[0]), median(times[1]), pair_ratio(times)))
+    return rows
+
+
+def report_memory_layout(rows: list[LayoutRow], settings: Settings) -> str:
+    table = md_table(
+        ["model", "input", "NCHW ms", "channels-last ms", "speed-up"],
+        [[r.label, f"{r.prep.input_width}x{r.prep.input_height}", fmt_ms(r.nchw_ms), fmt_ms(r.channels_last_ms),
+          f"{r.speedup:.2f}x"] for r in rows],
+        [False, False, True, True, True],
+    )
+    passed = all(r.speedup >= 1.0 for r in rows)
+    return "\n".join([
+        "### CPU forward: NCHW vs channels-last",
+        "",
+        f"The SegNet forward of one frame in each memory layout, back to back ({settings.repeats} pairs after "
+        f"{settings.warmup} warm-up runs each); the detector and the trainer run channels-last on the CPU.",
+        "",
+        table,
+        "",
+        f"channels-last at least as fast as NCHW on this CPU: {verdict(passed)}",
+    ])
+
+
 # --------------------------------------------------------------------------------------------------
 # Section 2: the post-processing budget
 # --------------------------------------------------------------------------------------------------
@@ -860,6 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pipeline = bench_pipeline(frames, settings)
         builtin = bench_builtin_postprocess(frames, settings, pipeline)
         print(report_pipeline(pipeline, settings), end="\n\n")
+        print(report_memory_layout(bench_memory_layout(settings), settings), end="\n\n", flush=True)
         print(report_builtin_postprocess(builtin, frames), end="\n\n", flush=True)
         ratio = postprocess_ratio(pipeline)
         print(report_ratio(ratio, pipeline), end="\n\n", flush=True)

@@ -13,7 +13,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .ground import GroundPlane
-from .model import SegNet
+from .model import SegNet, fast_memory_format
 from .postprocess import Lane, PostprocessConfig, extract_lanes, instance_mask
 from .preprocess import InputGeometry, Preprocessing, network_batch
 
@@ -30,14 +30,15 @@ class TorchBackend:
     """A SegNet in eval mode; float16 autocast on CUDA unless `half` is False."""
 
     def __init__(self, model: SegNet, half: bool | None = None) -> None:
-        self.model = model.eval()
         self.device = next(model.parameters()).device
+        self.memory_format = fast_memory_format(self.device)
+        self.model = model.eval().to(memory_format=self.memory_format)
         self.half = self.device.type == "cuda" if half is None else half
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            out = self.model(batch)
-        return out.logits.float().softmax(dim=1)[:, 1], out.embedding.float()
+            out = self.model(batch.contiguous(memory_format=self.memory_format))
+        return out.logits.float().softmax(dim=1)[:, 1].contiguous(), out.embedding.float().contiguous()
 
 
 @dataclass

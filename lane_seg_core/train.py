@@ -32,7 +32,7 @@ from .evaluate import (
 )
 from .inference import LaneDetector, TorchBackend, resolve_device
 from .loss import LaneSegLoss
-from .model import SegNet, load_vgg16_bn_encoder
+from .model import SegNet, fast_memory_format, load_vgg16_bn_encoder
 from .postprocess import PostprocessConfig
 from .train_config import TrainConfig
 from .tusimple import lane_points
@@ -120,9 +120,11 @@ class Trainer:
         start = _take_settings_from(cfg) if cfg.init else None  # --resume then replaces its weights
         self.prep = start.preprocessing if start else cfg.preprocessing()
         torch.manual_seed(cfg.seed)
+        self.memory_format = fast_memory_format(device)
         self.model = (start.build_model().train() if start else SegNet(width=cfg.width)).to(device)
         if cfg.pretrained:
             load_vgg16_bn_encoder(self.model, _load_state_dict(cfg.pretrained))
+        self.model.to(memory_format=self.memory_format)
         self.ddp_model = (
             torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
             if self.dist.world > 1 else self.model
@@ -181,7 +183,7 @@ class Trainer:
             loss={"delta_var": self.cfg.delta_var, "delta_dist": self.cfg.delta_dist, "seg_kind": self.cfg.seg_kind,
                   "lane_thickness": self.cfg.lane_thickness},
             postprocess=self.post,
-            state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            state_dict={k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
             train_args=train_args,
             metrics=dict(self.metrics, step=self.step, epoch=self.epoch),
             code_version=code_version(),
@@ -236,6 +238,7 @@ class Trainer:
         last.pt written after an abandoned step) is exactly that of the last completed step.
         """
         images, binary, instances = (t.to(self.device, non_blocking=True) for t in batch)
+        images = images.contiguous(memory_format=self.memory_format)
         statistics = [b.detach().clone() for b in self.model.buffers()]
         self.ddp_model.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
