@@ -215,6 +215,36 @@ def _run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_widen(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("widen", help="widen a trained model without changing its outputs, to fine-tune it wider")
+    p.add_argument("--checkpoint", required=True, help="trained checkpoint")
+    p.add_argument("--width", type=float, required=True, help="the new SegNet width (at least the checkpoint's)")
+    p.add_argument("--out", required=True, help="where to write the wider checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weight shares between copied channels")
+    p.set_defaults(func=_run_widen)
+
+
+def _run_widen(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .model import ModelConfig, count_parameters
+    from .widen import widen_checkpoint
+
+    try:
+        ModelConfig(width=args.width)
+    except ValueError as exc:
+        raise ValueError(f"--width: {exc}") from None
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.width < checkpoint.model_config.width:
+        raise ValueError(f"--width must be at least the checkpoint's width {checkpoint.model_config.width} "
+                         f"({args.checkpoint}), got {args.width}")
+    wider = widen_checkpoint(checkpoint, args.width, args.seed)
+    save_checkpoint(wider, args.out, with_training_state=False)
+    print(f"widened {args.checkpoint} from width {checkpoint.model_config.width} to {args.width} "
+          f"({count_parameters(checkpoint.build_model()):,} -> {count_parameters(wider.build_model()):,} "
+          f"parameters, the same outputs); wrote {args.out}")
+    return 0
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score a tuSimple prediction file against ground truth (official rules)")
     p.add_argument("pred", help="predictions, one JSON object per line with raw_file, lanes, run_time")
@@ -291,7 +321,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-CORE_COMMANDS = (_add_synth, _add_train, _add_eval, _add_tune, _add_score, _add_export, _add_predict)
+CORE_COMMANDS = (_add_synth, _add_train, _add_eval, _add_tune, _add_widen, _add_score, _add_export, _add_predict)
 
 
 def build_parser(extensions: Sequence[Callable[[argparse._SubParsersAction], None]] = ()) -> argparse.ArgumentParser:

@@ -21,6 +21,9 @@ HIGHWAY_FRAMES=${HIGHWAY_FRAMES:-3000}
 BASIC_MIX_FRAMES=${BASIC_MIX_FRAMES:-1000}
 BALANCE_STEPS=${BALANCE_STEPS:-1500}
 BALANCE_FRAMES=${BALANCE_FRAMES:-1500}  # of each world
+# Stage 3 widens the model to this SegNet width first (lane-seg widen: the same outputs, more channels to learn
+# with); empty keeps the width.
+WIDEN_TO=${WIDEN_TO-}
 INIT=${INIT:-}
 BALANCE_INIT=${BALANCE_INIT:-}
 # Real lane geometry for the highway world: tuSimple's training label lines (no images). Without them the roads
@@ -65,6 +68,12 @@ if [ -z "$BALANCE_INIT" ]; then
 fi
 
 # Stage 3: new frames of both worlds in equal parts, fine-tuned from stage 2, validated on both worlds.
+if [ -n "$WIDEN_TO" ]; then
+  mkdir -p "$RUN"
+  [ -f "$RUN/widened.pt" ] || $PY -m lane_seg_core.cli widen --checkpoint "$BALANCE_INIT" --width "$WIDEN_TO" \
+    --out "$RUN/widened.pt"
+  BALANCE_INIT="$RUN/widened.pt"
+fi
 synth "$DATA/balance_train" "$BALANCE_FRAMES" 21 highway highway "${layouts[@]}"
 synth "$DATA/balance_train" "$BALANCE_FRAMES" 23 basic basic
 synth "$DATA/balance_val" $((VAL_FRAMES / 2)) 12 highway highway "${layouts[@]}"
