@@ -345,11 +345,12 @@ class PipelineResults:
 
 def model_specs() -> list[tuple[str, float, Preprocessing, str]]:
     """(label, width, preprocessing, weights) of the benchmarked models; weights 'random' or a checkpoint path."""
+    builtin = load_checkpoint(BUILTIN_CHECKPOINT)
     return [
         ("(a) default SegNet, width 1.0", 1.0, Preprocessing(input_width=512, input_height=256), "random"),
         ("(b) small SegNet, width 0.125", 0.125, Preprocessing(input_width=256, input_height=128), "random"),
-        ("(c) built-in model, width 0.125", 0.125, Preprocessing(input_width=256, input_height=128),
-         str(BUILTIN_CHECKPOINT)),
+        (f"(c) built-in model, width {builtin.model_config.width:g}", builtin.model_config.width,
+         builtin.preprocessing, str(BUILTIN_CHECKPOINT)),
     ]
 
 
@@ -554,10 +555,11 @@ def bench_memory_layout(settings: Settings) -> list[LayoutRow]:
     """Section 1b: the CPU forward of one frame in NCHW against channels-last (what TorchBackend runs on the CPU)."""
     cpu = torch.device("cpu")
     rows = []
-    for label, width, prep, weights in model_specs():
-        if weights != "random":
-            continue  # the weights do not change the forward time
-        nchw, _, _ = build_model(width, weights)
+    small = Preprocessing(input_width=256, input_height=128)
+    specs = [(label, width, prep) for label, width, prep, weights in model_specs() if weights == "random"]
+    specs += [("small SegNet, width 0.1875", 0.1875, small), ("small SegNet, width 0.25", 0.25, small)]
+    for label, width, prep in specs:  # random weights: they do not change the forward time
+        nchw, _, _ = build_model(width, "random")
         last = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
         batch = torch.rand(1, 3, prep.input_height, prep.input_width)
         batch_last = batch.contiguous(memory_format=torch.channels_last)
@@ -575,10 +577,11 @@ def report_memory_layout(rows: list[LayoutRow], settings: Settings) -> str:
     )
     passed = all(r.speedup >= 1.0 for r in rows)
     return "\n".join([
-        "### CPU forward: NCHW vs channels-last",
+        "### CPU forward: NCHW vs channels-last, by width",
         "",
         f"The SegNet forward of one frame in each memory layout, back to back ({settings.repeats} pairs after "
-        f"{settings.warmup} warm-up runs each); the detector and the trainer run channels-last on the CPU.",
+        f"{settings.warmup} warm-up runs each); the detector and the trainer run channels-last on the CPU. "
+        "The wider small models are what `lane-seg widen` makes of the built-in one.",
         "",
         table,
         "",

@@ -69,16 +69,17 @@ def lane_markers(
 ) -> MarkerArray:
     """One LINE_STRIP per lane, coloured by its place beside the vehicle, after a DELETEALL of the last frame's.
 
-    Lanes with ground points are drawn on the road in their ground frame. Others are drawn where the camera sees
-    them: on the plane 1 m in front of the camera, in the image's (optical) frame, through the camera's
-    calibration (lens distortion removed) when known and a nominal focal length of one image width otherwise.
+    Lanes with two or more ground points are drawn on the road in their ground frame. Others are drawn where the
+    camera sees them: on the plane 1 m in front of the camera, in the image's (optical) frame, through the
+    camera's calibration (lens distortion removed) when known and a nominal focal length of one image width
+    otherwise.
     """
     width, height = image_size
     k = camera.k if camera is not None else np.array([[width, 0.0, width / 2.0], [0.0, width, height / 2.0],
                                                       [0.0, 0.0, 1.0]])
     markers = [Marker(header=header, ns=namespace, action=Marker.DELETEALL)]
     for lane in lanes:
-        if lane.points_ground:
+        if len(lane.points_ground) >= 2:  # one point on the road draws no line: draw it where the camera sees it
             frame, points = lane.ground_frame_id, [Point(x=p.x, y=p.y, z=0.0) for p in lane.points_ground]
             line_width = 0.15  # metres on the road
         else:

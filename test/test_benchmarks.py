@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lane_seg_core.builtin import BUILTIN_CHECKPOINT
+from lane_seg_core.checkpoint import load_checkpoint
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -38,10 +41,15 @@ def test_quick_benchmark_prints_every_section_and_its_verdicts():
     builtin = re.search(r"^\| cpu +\| +2 \| +\d+ \| +(\d+) \| +(\d) \|", out, re.M)
     assert builtin and int(builtin.group(1)) > 500 and int(builtin.group(2)) >= 3, out[:3000]
     # one row per model on the CPU (float32 only), and realistic post-processing for both input sizes
-    for label in ("(a) default SegNet, width 1.0", "(b) small SegNet, width 0.125", "(c) built-in model, width 0.125"):
+    builtin_width = load_checkpoint(BUILTIN_CHECKPOINT).model_config.width
+    for label in ("(a) default SegNet, width 1.0", "(b) small SegNet, width 0.125",
+                  f"(c) built-in model, width {builtin_width:g}"):
         assert re.search(rf"^\| {re.escape(label)} +\| cpu +\| float32 ", out, re.M), label
     assert re.search(r"^\| \(a\) .*\| cpu +\| 512x256 \| +5 \|", out, re.M)
     assert re.search(r"^\| \(b\) .*\| cpu +\| 256x128 \| +3 \|", out, re.M)
+    for width in ("0.125", "0.1875", "0.25"):  # the forward in both layouts, by width
+        assert re.search(rf"^\| .*width {width} +\| 256x128 \| +[\d.]+ \| +[\d.]+ \| +\d+\.\d\dx \|$", out, re.M), width
+    assert re.search(r"^channels-last at least as fast as NCHW on this CPU: (PASS|FAIL)$", out, re.M)
 
     # the verdict lines (PASS or FAIL: timings vary with the machine and its load)
     assert re.search(r"^Post-processing ratio: \d+\.\d\d% <= 10%: (PASS|FAIL)$", out, re.M)

@@ -92,3 +92,15 @@ def test_a_calibration_for_another_image_size_is_set_aside_with_a_reason():
     assert other.camera is None and other.ground_frame_id == ""
     assert problem == ("the camera calibration is for 1920x1080 images but the frame is 1280x720: lanes get no "
                        "ground points and uncalibrated markers until they match")
+
+
+def test_a_lane_with_one_point_on_the_road_is_still_drawn_where_the_camera_sees_it():
+    found = detection([lane(-1, 200.0), lane(1, 1100.0)])
+    found.lanes[0].ground_points = np.array([[8.0, 1.7], [12.0, 1.8]], np.float32)
+    found.lanes[1].ground_points = np.array([[30.0, -1.9]], np.float32)  # the rest of it lies above the horizon
+    markers = frame_outputs(found, HEADER, FramePipeline(NoNetwork(), "base_footprint", CameraModel(K)),
+                            time.perf_counter()).markers
+    strips = {m.id: m for m in markers.markers if m.type == Marker.LINE_STRIP}
+    assert sorted(strips) == [1, 2]
+    assert strips[1].header.frame_id == "base_footprint" and all(p.z == 0.0 for p in strips[1].points)
+    assert strips[2].header.frame_id == HEADER.frame_id and all(p.z == 1.0 for p in strips[2].points)

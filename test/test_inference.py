@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from lane_seg_core.builtin import BUILTIN_CHECKPOINT
+from lane_seg_core.checkpoint import load_checkpoint
 from lane_seg_core.evaluate import read_rgb
 from lane_seg_core.ground import GroundPlane
 from lane_seg_core.inference import LaneDetector
@@ -121,7 +122,8 @@ def frames(tmp_path_factory):
 
 
 def test_detector_exposes_its_model_and_settings(detector):
-    assert detector.model is not None and detector.model.config.width == 0.125
+    assert detector.model is not None and detector.model.config == load_checkpoint(BUILTIN_CHECKPOINT).model_config
+    assert detector.model.config.width > 0.125  # widened (training/train_builtin.sh, stage 3)
     assert detector.post.bandwidth == 2 * 0.5  # 2 * delta_var stored in the checkpoint
     assert detector.device == torch.device("cpu")
 

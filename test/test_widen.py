@@ -65,11 +65,12 @@ def test_channel_map_pairs_equal_counts_and_refuses_narrowing():
 
 def test_lane_seg_widen_writes_a_checkpoint_that_finds_the_same_lanes(tmp_path, capsys):
     out = tmp_path / "wide.pt"
-    assert main(["widen", "--checkpoint", str(BUILTIN_CHECKPOINT), "--width", "0.1875", "--out", str(out)]) == 0
+    width = load_checkpoint(BUILTIN_CHECKPOINT).model_config.width
+    assert main(["widen", "--checkpoint", str(BUILTIN_CHECKPOINT), "--width", str(1.5 * width), "--out", str(out)]) == 0
     assert "the same outputs" in capsys.readouterr().out
     checkpoint = load_checkpoint(out)
-    assert checkpoint.model_config.width == 0.1875
-    assert checkpoint.metrics["widened_from"] == 0.125
+    assert checkpoint.model_config.width == 1.5 * width
+    assert checkpoint.metrics["widened_from"] == width
     assert checkpoint.postprocess == load_checkpoint(BUILTIN_CHECKPOINT).postprocess
     image = render_scene(sample_frame(20261125, 3))[0][:, :, ::-1].copy()
     narrow = LaneDetector.from_checkpoint(BUILTIN_CHECKPOINT, "cpu")(image)
@@ -82,8 +83,9 @@ def test_lane_seg_widen_writes_a_checkpoint_that_finds_the_same_lanes(tmp_path, 
 
 def test_lane_seg_widen_names_a_bad_width(tmp_path, capsys):
     args = ["widen", "--checkpoint", str(BUILTIN_CHECKPOINT), "--out", str(tmp_path / "w.pt")]
-    assert main(args + ["--width", "0.1"]) == 2
-    assert "--width must be at least the checkpoint's width 0.125" in capsys.readouterr().err
+    width = load_checkpoint(BUILTIN_CHECKPOINT).model_config.width
+    assert main(args + ["--width", str(width / 2)]) == 2
+    assert f"--width must be at least the checkpoint's width {width}" in capsys.readouterr().err
     assert main(args + ["--width", "5"]) == 2
     assert "--width" in capsys.readouterr().err
     assert not (tmp_path / "w.pt").exists()

@@ -19,11 +19,11 @@ VAL_FRAMES=${VAL_FRAMES:-200}
 HIGHWAY_STEPS=${HIGHWAY_STEPS:-5000}
 HIGHWAY_FRAMES=${HIGHWAY_FRAMES:-3000}
 BASIC_MIX_FRAMES=${BASIC_MIX_FRAMES:-1000}
-BALANCE_STEPS=${BALANCE_STEPS:-1500}
-BALANCE_FRAMES=${BALANCE_FRAMES:-1500}  # of each world
+BALANCE_STEPS=${BALANCE_STEPS:-5000}
+BALANCE_FRAMES=${BALANCE_FRAMES:-3000}  # of each world
 # Stage 3 widens the model to this SegNet width first (lane-seg widen: the same outputs, more channels to learn
-# with); empty keeps the width.
-WIDEN_TO=${WIDEN_TO-}
+# with); WIDEN_TO= keeps the width.
+WIDEN_TO=${WIDEN_TO-0.1875}
 INIT=${INIT:-}
 BALANCE_INIT=${BALANCE_INIT:-}
 # Real lane geometry for the highway world: tuSimple's training label lines (no images). Without them the roads
